@@ -1,0 +1,38 @@
+"""The model: a sum of strictly local energy terms on top of per-element reference energies.
+
+This is the one object every other part uses: training optimises it, `ffkit compile` wraps it for
+an engine, tests check its symmetries. Its input is a graph (centre, neighbour, r_ij vector), so
+the same code serves periodic training data (vectors with image shifts) and engines' ghost atoms.
+"""
+
+from typing import Dict, List
+
+import torch
+from torch import nn
+
+
+class ForceField(nn.Module):
+    def __init__(self, species: List[int], terms: Dict[str, nn.Module], reference_energies: List[float]):
+        super().__init__()
+        self.species: List[int] = list(species)
+        self.term_names: List[str] = list(terms.keys())
+        self.terms = nn.ModuleList(list(terms.values()))
+        self.cutoff: float = max(float(t.cutoff) for t in terms.values())
+        self.register_buffer("reference_energies", torch.tensor(reference_energies, dtype=torch.float64))
+
+    def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
+                n_atoms: int) -> torch.Tensor:
+        """Per-atom energies (eV) of atoms 0..n_atoms-1; r_ij = vectors (Å) for each edge (i, j)."""
+        lengths = torch.linalg.vector_norm(vectors, dim=-1)
+        energy = self.reference_energies.to(vectors.dtype)[species[:n_atoms]]
+        for term in self.terms:
+            keep = lengths < term.cutoff
+            if bool(keep.all()):
+                energy = energy + term(species, edge_index, vectors, lengths, n_atoms)
+            else:
+                energy = energy + term(species, edge_index[:, keep], vectors[keep], lengths[keep], n_atoms)
+        return energy
+
+    @torch.jit.unused
+    def count_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)

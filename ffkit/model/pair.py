@@ -1,0 +1,26 @@
+"""Two-body ML term: a learned radial function per element pair (UF3-like, linear in a basis).
+
+As cheap as a classical pair style, and as flexible as the basis allows; it is the ML part of
+the `mm` tier and the short-range backbone of the others.
+"""
+
+import torch
+from torch import nn
+
+from .radial import BesselBasis, half_to_centres, pair_index, symmetric_pair_table
+
+
+class PairML(nn.Module):
+    def __init__(self, n_species: int, cutoff: float, n_basis: int = 12):
+        super().__init__()
+        self.n_species = n_species
+        self.cutoff = float(cutoff)
+        self.basis = BesselBasis(cutoff, n_basis)
+        self.weights = nn.Parameter(torch.zeros(n_species, n_species, n_basis))
+
+    def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
+                lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
+        table = symmetric_pair_table(self.weights).reshape(self.n_species * self.n_species, -1)
+        w = table[pair_index(species, edge_index, self.n_species)]
+        energy = (w * self.basis(lengths)).sum(-1)
+        return half_to_centres(energy, edge_index[0], n_atoms)

@@ -1,0 +1,93 @@
+"""Named tiers: presets of terms and sizes from the MM end to the MLFF end of the design space.
+
+- `mm`: physics (ZBL repulsion, damped C6 dispersion, DSF Coulomb with learned per-element
+  charges) + a learned pair potential. Pairwise only: the cost of a classical pair style.
+- `fast`: repulsion + pair potential + a small 3-body descriptor network at 4 Å (ANI-like).
+- `balanced`: the same families, wider and at 5 Å.
+- `accurate`: repulsion + pair potential + many-body (body order 4, L <= 2) descriptors at 5 Å.
+
+A config may name a tier and override any field, or list its own `terms` (see `TERM_TYPES`).
+"""
+
+import copy
+from typing import Any, Dict, List, Optional
+
+from torch import nn
+
+from ..errors import FFKitError
+from .descriptor_terms import ManyBodyML, ThreeBodyML
+from .forcefield import ForceField
+from .pair import PairML
+from .physics import DampedShiftedCoulomb, Dispersion, ZBLRepulsion
+
+TIERS: Dict[str, Dict[str, Dict[str, Any]]] = {
+    "mm": {
+        "repulsion": {"type": "zbl"},
+        "dispersion": {"type": "dispersion", "cutoff": 6.0},
+        "coulomb": {"type": "coulomb", "cutoff": 6.0},
+        "pair": {"type": "pair", "cutoff": 6.0, "n_basis": 16},
+    },
+    "fast": {
+        "repulsion": {"type": "zbl"},
+        "pair": {"type": "pair", "cutoff": 4.0, "n_basis": 12},
+        "three_body": {"type": "three_body", "cutoff": 4.0, "n_basis": 8, "n_channels": 8, "hidden": [32]},
+    },
+    "balanced": {
+        "repulsion": {"type": "zbl"},
+        "pair": {"type": "pair", "cutoff": 5.0, "n_basis": 12},
+        "three_body": {"type": "three_body", "cutoff": 5.0, "n_basis": 8, "n_channels": 16, "hidden": [64, 64]},
+    },
+    "accurate": {
+        "repulsion": {"type": "zbl"},
+        "pair": {"type": "pair", "cutoff": 5.0, "n_basis": 12},
+        "many_body": {"type": "many_body", "cutoff": 5.0, "n_basis": 10, "n_channels": 24, "n_coupled": 8,
+                      "hidden": [128, 128]},
+    },
+}
+
+
+def _make_term(kind: str, spec: Dict[str, Any], species: List[int], avg_neighbors: float) -> nn.Module:
+    n = len(species)
+    args = {k: v for k, v in spec.items() if k != "type"}
+    if kind == "zbl":
+        return ZBLRepulsion(species)
+    if kind == "dispersion":
+        return Dispersion(species, **args)
+    if kind == "coulomb":
+        return DampedShiftedCoulomb(species, **args)
+    if kind == "pair":
+        return PairML(n, **args)
+    if kind == "three_body":
+        return ThreeBodyML(n, avg_neighbors=avg_neighbors, **args)
+    if kind == "many_body":
+        return ManyBodyML(n, avg_neighbors=avg_neighbors, **args)
+    raise FFKitError(f"unknown term type {kind!r}; known: {', '.join(TERM_TYPES)}")
+
+
+TERM_TYPES = ("zbl", "dispersion", "coulomb", "pair", "three_body", "many_body")
+
+
+def resolve_terms(tier: Optional[str], terms: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Dict[str, Any]]:
+    """The term specs of a tier, with per-term overrides from a config merged in."""
+    if tier is None and not terms:
+        raise FFKitError("no model given: pass --tier (one of " + ", ".join(TIERS) + ") or `terms:` in the config")
+    if tier is not None and tier not in TIERS:
+        raise FFKitError(f"unknown tier {tier!r}; known tiers: {', '.join(TIERS)}")
+    specs = copy.deepcopy(TIERS[tier]) if tier else {}
+    for name, override in (terms or {}).items():
+        if override is None:
+            specs.pop(name, None)
+            continue
+        merged = {**specs.get(name, {}), **override}
+        if "type" not in merged:
+            raise FFKitError(f"term {name!r} in the config needs a `type` (one of {', '.join(TERM_TYPES)})")
+        specs[name] = merged
+    return specs
+
+
+def build_model(tier: Optional[str], species: List[int], reference_energies: Optional[List[float]] = None,
+                terms: Optional[Dict[str, Dict[str, Any]]] = None, avg_neighbors: float = 10.0) -> ForceField:
+    specs = resolve_terms(tier, terms)
+    modules = {name: _make_term(spec["type"], spec, species, avg_neighbors) for name, spec in specs.items()}
+    refs = reference_energies if reference_energies is not None else [0.0] * len(species)
+    return ForceField(species, modules, refs)
