@@ -1,0 +1,134 @@
+"""`ffkit compile`: a trained model as a self-describing TorchScript artifact (docs/artifact.md).
+
+The artifact carries its metadata (species, cutoff, units, dtype, format version) both as
+`metadata.json` in `_extra_files` and as TorchScript attributes, so an engine can run it, or
+refuse it with a clear message, with nothing else at hand.
+"""
+
+import copy
+import json
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from ase.data import chemical_symbols
+from torch import nn
+
+from . import __version__
+from .errors import FFKitError
+from .model.forcefield import ForceField
+
+FORMAT = "ffkit-artifact"
+FORMAT_VERSION = 1
+UNITS = {"energy": "eV", "length": "angstrom", "force": "eV/angstrom"}
+
+
+class LammpsConvention(nn.Module):
+    """The LAMMPS calling convention: ghosts as explicit atoms, forces and per-atom virial out.
+
+    Gradients are taken with respect to the pair vectors r_ij (not positions), which gives both
+    forces and the per-pair virial from one backward pass.
+    """
+
+    def __init__(self, model: ForceField):
+        super().__init__()
+        self.model = model
+        self.ffkit_format_version: int = FORMAT_VERSION
+        self.cutoff: float = float(model.cutoff)
+        self.species: List[int] = list(model.species)
+        self.dtype_name: str = str(next(model.parameters()).dtype).replace("torch.", "")
+        self.energy_unit: str = UNITS["energy"]
+        self.length_unit: str = UNITS["length"]
+
+    def forward(self, positions: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor, n_local: int,
+                compute_virial: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        vectors = (positions.index_select(0, edge_index[1]) - positions.index_select(0, edge_index[0])).detach()
+        vectors.requires_grad_(True)
+        atom_energy = self.model(species, edge_index, vectors, n_local)
+        grads = torch.autograd.grad([atom_energy.sum()], [vectors], allow_unused=True)
+        grad = grads[0]
+        if grad is None:
+            grad = torch.zeros_like(vectors)
+        forces = torch.zeros_like(positions).index_add(0, edge_index[0], grad).index_add(0, edge_index[1], -grad)
+        if not compute_virial:
+            return atom_energy.detach(), forces, torch.zeros(0, 6, dtype=positions.dtype)
+        w = -vectors.detach().unsqueeze(-1) * grad.unsqueeze(-2)
+        voigt = 0.5 * torch.stack([w[:, 0, 0], w[:, 1, 1], w[:, 2, 2], w[:, 0, 1], w[:, 0, 2], w[:, 1, 2]], dim=1)
+        virial = torch.zeros(positions.shape[0], 6, dtype=positions.dtype)
+        virial = virial.index_add(0, edge_index[0], voigt).index_add(0, edge_index[1], voigt)
+        return atom_energy.detach(), forces, virial
+
+
+def metadata(model: ForceField, engine: str, dtype: torch.dtype, checkpoint: Optional[Dict[str, Any]] = None,
+             test_metrics: Optional[Dict[str, float]] = None, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    spec = (checkpoint or {}).get("model_spec", {})
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "ffkit_version": __version__,
+        "engine": engine,
+        "species": list(model.species),
+        "species_symbols": [chemical_symbols[z] for z in model.species],
+        "cutoff": float(model.cutoff),
+        "units": dict(UNITS),
+        "dtype": str(dtype).replace("torch.", ""),
+        "tier": spec.get("tier"),
+        "terms": list(model.term_names),
+        "n_params": model.count_parameters(),
+        "training_data_sha256": (checkpoint or {}).get("data_hash"),
+        "test_metrics": test_metrics or {},
+    }
+    meta.update(extra or {})
+    return meta
+
+
+def compile_model(model: ForceField, path, dtype: str = "float64", checkpoint: Optional[Dict[str, Any]] = None,
+                  test_metrics: Optional[Dict[str, float]] = None) -> Dict[str, Any]:
+    """Write the LAMMPS-convention artifact of `model` in `dtype`; returns its metadata."""
+    torch_dtype = {"float32": torch.float32, "float64": torch.float64}.get(dtype)
+    if torch_dtype is None:
+        raise FFKitError(f"--dtype must be float32 or float64, not {dtype!r}")
+    module = LammpsConvention(copy.deepcopy(model).to(torch_dtype).eval())
+    meta = metadata(model, "lammps", torch_dtype, checkpoint, test_metrics)
+    scripted = torch.jit.script(module)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scripted.save(str(path), _extra_files={"metadata.json": json.dumps(meta, indent=1)})
+    return meta
+
+
+def read_metadata(path) -> Dict[str, Any]:
+    """The metadata of an artifact, read from the zip without loading TorchScript."""
+    path = Path(path)
+    if not path.is_file():
+        raise FFKitError(f"{path}: model file not found")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.endswith("extra/metadata.json")]
+            if not names:
+                raise FFKitError(f"{path}: not an ffkit artifact (a TorchScript file without extra/metadata.json); "
+                                 "compile a checkpoint with `ffkit compile CHECKPOINT --out model.pt`")
+            meta = json.loads(zf.read(names[0]))
+    except zipfile.BadZipFile:
+        raise FFKitError(f"{path}: not a TorchScript artifact (not a zip archive; truncated or corrupted?)") from None
+    except json.JSONDecodeError as exc:
+        raise FFKitError(f"{path}: metadata.json is corrupted ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise FFKitError(f"{path}: metadata.json has format {meta.get('format')!r}, expected {FORMAT!r}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise FFKitError(f"{path}: artifact format version {meta.get('format_version')} but this ffkit reads "
+                         f"version {FORMAT_VERSION}; recompile the checkpoint with this ffkit")
+    return meta
+
+
+def load_artifact(path, engine: str = "lammps") -> Tuple[torch.jit.ScriptModule, Dict[str, Any]]:
+    meta = read_metadata(path)
+    if meta.get("engine") != engine:
+        raise FFKitError(f"{path}: compiled for engine {meta.get('engine')!r}, but {engine!r} is needed here; "
+                         f"compile with `ffkit compile CHECKPOINT --engine {engine}`")
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        raise FFKitError(f"{path}: TorchScript could not load it ({type(exc).__name__}: {str(exc)[:300]})") from None
+    return module, meta

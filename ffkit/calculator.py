@@ -1,0 +1,65 @@
+"""ASE calculator running a compiled artifact (not the checkpoint), exactly as an engine would.
+
+Periodic images become explicit ghost atoms (`ffkit.neighbors.ghost_layout`), the artifact is
+called with the LAMMPS convention, and ghost forces are folded back onto their owners — so the
+numbers from Python, LAMMPS and GROMACS can be compared on identical frames.
+"""
+
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+
+from .artifact import load_artifact
+from .errors import DataError
+from .neighbors import ghost_layout
+
+
+class FFKitCalculator(Calculator):
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+
+    def __init__(self, model_path, threads: Optional[int] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.model_path = str(model_path)
+        self.module, self.metadata = load_artifact(model_path, engine="lammps")
+        self.dtype = {"float32": torch.float32, "float64": torch.float64}[self.metadata["dtype"]]
+        self.cutoff = float(self.metadata["cutoff"])
+        self.lookup: Dict[int, int] = {int(z): i for i, z in enumerate(self.metadata["species"])}
+        if threads:
+            torch.set_num_threads(threads)
+
+    def _species(self, numbers: np.ndarray) -> np.ndarray:
+        unknown = sorted({int(z) for z in numbers} - set(self.lookup))
+        if unknown:
+            from ase.data import chemical_symbols
+            raise DataError(f"element(s) {', '.join(chemical_symbols[z] for z in unknown)} not in model "
+                            f"{self.model_path} (it knows {', '.join(self.metadata['species_symbols'])})")
+        return np.array([self.lookup[int(z)] for z in numbers], dtype=np.int64)
+
+    def calculate(self, atoms=None, properties: List[str] = ("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        species = self._species(atoms.numbers)
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        layout = ghost_layout(atoms.positions, np.asarray(atoms.cell), pbc, self.cutoff)
+        n = layout.n_local
+        positions = torch.from_numpy(np.ascontiguousarray(layout.positions)).to(self.dtype)
+        all_species = torch.from_numpy(species[layout.owner])
+        edge_index = torch.from_numpy(np.ascontiguousarray(layout.edge_index, dtype=np.int64))
+        want_stress = "stress" in properties and pbc.all()
+        atom_energy, forces, virial = self.module(positions, all_species, edge_index, n, want_stress)
+        forces = forces.double().numpy()
+        folded = np.zeros((n, 3))
+        np.add.at(folded, layout.owner, forces)
+        energies = atom_energy.double().numpy()
+        self.results = {"energy": float(energies.sum()), "free_energy": float(energies.sum()),
+                        "energies": energies, "forces": folded}
+        if want_stress:
+            v = virial.double().numpy().sum(0)
+            w = np.array([[v[0], v[3], v[4]], [v[3], v[1], v[5]], [v[4], v[5], v[2]]])
+            stress = -w / atoms.get_volume()
+            self.results["stress"] = stress.flat[[0, 4, 8, 5, 2, 1]]
+        elif "stress" in properties:
+            from ase.calculators.calculator import PropertyNotImplementedError
+            raise PropertyNotImplementedError("stress needs a periodic cell in all three directions")

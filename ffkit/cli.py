@@ -1,0 +1,169 @@
+"""The `ffkit` command line: one subcommand per step of the data flow (DESIGN.md §1)."""
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from .errors import FFKitError
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--energy-key", default=None, help="name of the energy field in the data (default: energy)")
+    p.add_argument("--forces-key", default=None, help="name of the forces field in the data (default: forces)")
+    p.add_argument("--energy-unit", default=None, help="unit of energies in the data: eV (default), meV, "
+                   "kcal/mol, kJ/mol, hartree, Ry")
+    p.add_argument("--length-unit", default=None, help="unit of lengths in the data: angstrom (default), nm, bohr")
+
+
+def _frames_or_fraction(text: str):
+    value = float(text)
+    return int(value) if value >= 1 and value.is_integer() else value
+
+
+def _train(args) -> int:
+    from .config import load_config
+    from .training import train
+
+    overrides = {"data": args.data, "out": args.out, "valid": args.valid, "tier": args.tier,
+                 "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "dtype": args.dtype,
+                 "seed": args.seed, "n_valid": args.n_valid, "reference": args.reference,
+                 "energy_key": args.energy_key, "forces_key": args.forces_key, "energy_unit": args.energy_unit,
+                 "length_unit": args.length_unit, "threads": args.threads, "max_minutes": args.max_minutes}
+    if args.no_progress:
+        overrides["progress"] = False
+    cfg = load_config(args.config, overrides)
+    summary = train(cfg, resume=args.resume)
+    print(f"trained {summary['epochs']} epochs in {summary['seconds']:.0f} s, "
+          f"{summary['n_params']} parameters; best validation F MAE {summary['best_valid_f_mae_meV_A']:.2f} meV/Å")
+    print(f"checkpoints: {cfg.out}/best.pt, {cfg.out}/last.pt; curves: {cfg.out}/training.png")
+    return 0
+
+
+def _test(args) -> int:
+    from pathlib import Path
+
+    from .datasets import read_frames
+    from .evaluation import evaluate_model, write_json
+
+    kw = {k: v for k, v in (("energy_key", args.energy_key), ("forces_key", args.forces_key),
+                            ("energy_unit", args.energy_unit), ("length_unit", args.length_unit)) if v}
+    frames = read_frames(args.data, **kw)
+    result = evaluate_model(args.model, frames)
+    m = result["metrics"]
+    print(f"{args.model} on {args.data} ({len(frames)} frames)")
+    print(f"  energy  MAE {m['e_mae_meV']:9.3f} meV    RMSE {m['e_rmse_meV']:9.3f} meV   (per structure)")
+    print(f"  forces  MAE {m['f_mae_meV_A']:9.3f} meV/Å  RMSE {m['f_rmse_meV_A']:9.3f} meV/Å (per component)")
+    if args.json:
+        write_json(result, args.model, args.data, args.json)
+        print(f"  metrics: {args.json}")
+    if args.plot:
+        from .plots import parity
+        parity(result, Path(args.plot), f"{Path(args.model).name} on {Path(args.data).name}")
+        print(f"  parity plot: {args.plot}")
+    return 0
+
+
+def _compile(args) -> int:
+    from .artifact import compile_model
+    from .checkpoints import load_checkpoint
+
+    model, ckpt = load_checkpoint(args.checkpoint)
+    history = ckpt.get("history") or [{}]
+    metrics = {k: v for k, v in history[-1].items() if k.startswith("valid_")}
+    if args.engine == "lammps":
+        meta = compile_model(model, args.out, dtype=args.dtype, checkpoint=ckpt, test_metrics=metrics)
+    else:
+        from ffkit_gromacs.nnpot import compile_nnpot_from_checkpoint
+        meta = compile_nnpot_from_checkpoint(model, ckpt, args.out, layout=args.layout, test_metrics=metrics)
+    print(f"wrote {args.out}: {meta['engine']} artifact, species {' '.join(meta['species_symbols'])}, "
+          f"cutoff {meta['cutoff']} Å, {meta['dtype']}, {meta['n_params']} parameters")
+    return 0
+
+
+def _info(args) -> int:
+    from .artifact import read_metadata
+
+    print(json.dumps(read_metadata(args.model), indent=2))
+    return 0
+
+
+def _demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ffkit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a force field")
+    p.add_argument("--data", help="training data (extxyz, DeePMD folder, or .npz)")
+    p.add_argument("--tier", help="model preset: mm, fast, balanced, accurate")
+    p.add_argument("--out", help="run directory (checkpoints, history, plots)")
+    p.add_argument("--valid", help="validation data (default: hold out --n-valid frames of --data)")
+    p.add_argument("--n-valid", type=_frames_or_fraction, default=None, help="frames (>=1) or fraction (<1) held out")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--dtype", choices=["float32", "float64"])
+    p.add_argument("--seed", type=int)
+    p.add_argument("--reference", help="'fit' or an isolated-atoms extxyz for per-element reference energies")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--max-minutes", type=float, help="stop (and save) after the epoch that passes this time")
+    p.add_argument("--config", help="YAML file with any of the options above and more (model terms)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    p.add_argument("--no-progress", action="store_true")
+    _add_data_options(p)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("test", help="E and F errors of a checkpoint or artifact on labelled data")
+    p.add_argument("model")
+    p.add_argument("--data", required=True)
+    p.add_argument("--json")
+    p.add_argument("--plot")
+    _add_data_options(p)
+    p.set_defaults(func=_test)
+
+    p = sub.add_parser("compile", help="checkpoint -> TorchScript artifact with metadata")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True)
+    p.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    p.add_argument("--engine", default="lammps", choices=["lammps", "gromacs"])
+    p.add_argument("--layout", default="positions", choices=["positions", "pairs"],
+                   help="GROMACS NNPot inputs: positions+numbers+box+pbc, or 2026 atom-pairs+pair-shifts")
+    p.set_defaults(func=_compile)
+
+    p = sub.add_parser("info", help="print an artifact's metadata as JSON")
+    p.add_argument("model")
+    p.set_defaults(func=_info)
+
+    p = sub.add_parser("demo", help="the main job end to end on the bundled data")
+    p.add_argument("--out", default="ffkit_demo")
+    p.add_argument("--epochs", type=int, default=None)
+    p.set_defaults(func=_demo)
+
+    for module, name in (("ffkit.validate.cli", "validate"),):
+        try:
+            plugin = __import__(module, fromlist=["add_parser"])
+        except ImportError:
+            continue
+        plugin.add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FFKitError as exc:
+        print(f"ffkit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ffkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Training configuration: one dataclass, filled from defaults, then a YAML file, then CLI flags."""
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import yaml
+
+from .errors import FFKitError
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    out: str = ""
+    valid: Optional[str] = None           # separate validation file; else `n_valid` held out of `data`
+    n_valid: Union[int, float] = 0.1      # int = frames, float = fraction held out (seeded)
+    tier: Optional[str] = "balanced"
+    terms: Optional[Dict[str, Any]] = None  # per-term overrides or a custom mix (see ffkit.model.tiers)
+    epochs: int = 100
+    batch_size: int = 8
+    lr: float = 5e-3
+    lr_min_factor: float = 0.01           # cosine decay to lr * lr_min_factor
+    energy_weight: float = 1.0            # on (per-atom energy error)^2, eV^2
+    force_weight: float = 10.0            # on (force component error)^2, (eV/Å)^2
+    ema_decay: float = 0.99               # exponential moving average of weights; 0 = off
+    seed: int = 0
+    dtype: str = "float32"
+    reference: str = "fit"                # "fit" (least squares) or an isolated-atoms extxyz path
+    energy_key: str = "energy"
+    forces_key: str = "forces"
+    energy_unit: str = "eV"
+    length_unit: str = "angstrom"
+    threads: Optional[int] = None
+    max_minutes: Optional[float] = None   # stop (and save) after the epoch that crosses this
+    max_frames: Optional[int] = None      # use only the first N frames of `data` (quick runs)
+    progress: bool = True
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+def load_config(path: Optional[str], overrides: Dict[str, Any]) -> TrainConfig:
+    values: Dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise FFKitError(f"{p}: config file not found")
+        try:
+            values = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise FFKitError(f"{p}: not valid YAML ({exc})") from None
+        if not isinstance(values, dict):
+            raise FFKitError(f"{p}: the config must be a mapping of option: value")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise FFKitError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = TrainConfig(**values)
+    if cfg.dtype not in ("float32", "float64"):
+        raise FFKitError(f"dtype must be float32 or float64, not {cfg.dtype!r}")
+    if not cfg.data or not cfg.out:
+        raise FFKitError("training needs `data` (--data) and `out` (--out)")
+    return cfg

@@ -1,0 +1,68 @@
+"""`ffkit test`: errors of a checkpoint or a compiled artifact on a labelled data set."""
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import torch
+
+from .datasets import Frame
+from .metrics import error_metrics
+
+
+def is_artifact(path) -> bool:
+    """Artifacts are TorchScript zips holding extra/metadata.json; checkpoints are not."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith("extra/metadata.json") for n in zf.namelist())
+    except zipfile.BadZipFile:
+        return False
+
+
+def evaluate_artifact(path, frames: List[Frame]) -> Dict[str, Any]:
+    from ase import Atoms
+
+    from .calculator import FFKitCalculator
+
+    calc = FFKitCalculator(path)
+    e_pred, f_pred = [], []
+    for frame in frames:
+        atoms = Atoms(numbers=frame.numbers, positions=frame.positions, cell=frame.cell, pbc=frame.pbc)
+        atoms.calc = calc
+        e_pred.append(atoms.get_potential_energy())
+        f_pred.append(atoms.get_forces())
+    return _result(np.array(e_pred), np.concatenate(f_pred), frames)
+
+
+def evaluate_checkpoint(path, frames: List[Frame]) -> Dict[str, Any]:
+    from .checkpoints import load_checkpoint
+    from .graphs import collate, frame_graph
+    from .predict import energy_and_forces
+
+    model, _ = load_checkpoint(path)
+    e_pred, f_pred = [], []
+    for start in range(0, len(frames), 32):
+        graph = collate([frame_graph(f, model.species, model.cutoff) for f in frames[start:start + 32]])
+        energy, forces = energy_and_forces(model, graph)
+        e_pred.append(energy.detach().numpy())
+        f_pred.append(forces.detach().numpy())
+    return _result(np.concatenate(e_pred), np.concatenate(f_pred), frames)
+
+
+def _result(e_pred: np.ndarray, f_pred: np.ndarray, frames: List[Frame]) -> Dict[str, Any]:
+    e_ref = np.array([f.energy for f in frames], dtype=np.float64)
+    f_ref = np.concatenate([f.forces for f in frames])
+    return {"metrics": error_metrics(e_pred, e_ref, f_pred, f_ref), "n_frames": len(frames),
+            "e_pred": e_pred, "e_ref": e_ref, "f_pred": f_pred, "f_ref": f_ref}
+
+
+def evaluate_model(path, frames: List[Frame]) -> Dict[str, Any]:
+    torch.set_grad_enabled(True)
+    return evaluate_artifact(path, frames) if is_artifact(path) else evaluate_checkpoint(path, frames)
+
+
+def write_json(result: Dict[str, Any], model_path, data_path, out) -> None:
+    record = {"model": str(model_path), "data": str(data_path), "n_frames": result["n_frames"], **result["metrics"]}
+    Path(out).write_text(json.dumps(record, indent=2) + "\n")

@@ -1,0 +1,315 @@
+"""`ffkit train`: fit a force field to energies and forces, with checkpoints that survive a kill.
+
+Reproducible: the frame order of epoch e is a permutation seeded by (seed, e), so a resumed run
+and an uninterrupted one see the same batches. Distributed: under `torchrun` each process takes
+an equal share of every global batch and PyTorch's DistributedDataParallel (gloo on CPU)
+averages gradients, giving the model a single process would train with the same global batch.
+"""
+
+import copy
+import csv
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from . import __version__
+from .checkpoints import CHECKPOINT_FORMAT, model_from_spec, read_checkpoint, save_atomic
+from .config import TrainConfig
+from .datasets import Frame, dataset_hash, read_frames, split_frames
+from .errors import FFKitError
+from .graphs import Graph, collate, frame_graph
+from .metrics import error_metrics
+from .model.tiers import resolve_terms
+from .predict import energy_and_forces
+from .reference import fit_reference_energies, isolated_atom_energies
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class _EnergyForces(nn.Module):
+    """Wraps the model so DistributedDataParallel sees one forward that yields E and F."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, graph: Graph):
+        return energy_and_forces(self.model, graph, training=True)
+
+
+def _read(cfg: TrainConfig, path: str) -> List[Frame]:
+    return read_frames(path, energy_key=cfg.energy_key, forces_key=cfg.forces_key,
+                       energy_unit=cfg.energy_unit, length_unit=cfg.length_unit)
+
+
+def _species(frames: List[Frame]) -> List[int]:
+    return sorted({int(z) for f in frames for z in f.numbers})
+
+
+def frame_losses(energy, forces, graph: Graph, cfg: TrainConfig) -> torch.Tensor:
+    """Loss of each frame: w_E (dE/N)^2 + w_F mean((dF)^2) — per frame, so shards add up exactly."""
+    n = graph.atoms_per_frame().to(energy.dtype)
+    e_term = ((energy - graph.energy) / n) ** 2
+    f_sq = ((forces - graph.forces) ** 2).sum(-1)
+    f_term = torch.zeros_like(e_term).index_add(0, graph.batch, f_sq) / (3.0 * n)
+    return cfg.energy_weight * e_term + cfg.force_weight * f_term
+
+
+def evaluate(model: nn.Module, graphs: List[Graph], dtype: torch.dtype, batch_size: int = 32) -> Dict[str, Any]:
+    """Predictions and metrics on a list of single-frame graphs (eV in, meV out)."""
+    e_pred, e_ref, f_pred, f_ref = [], [], [], []
+    for start in range(0, len(graphs), batch_size):
+        batch = collate(graphs[start:start + batch_size]).to(dtype)
+        energy, forces = energy_and_forces(model, batch)
+        e_pred.append(energy.detach().double().numpy())
+        f_pred.append(forces.detach().double().numpy())
+        e_ref.append(batch.energy.double().numpy())
+        f_ref.append(batch.forces.double().numpy())
+    e_pred, e_ref = np.concatenate(e_pred), np.concatenate(e_ref)
+    f_pred, f_ref = np.concatenate(f_pred), np.concatenate(f_ref)
+    return {"metrics": error_metrics(e_pred, e_ref, f_pred, f_ref),
+            "e_pred": e_pred, "e_ref": e_ref, "f_pred": f_pred, "f_ref": f_ref}
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("gloo")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.dtype = DTYPES[cfg.dtype]
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._load_data()
+        last = self.out / "last.pt"
+        if resume:
+            if not last.is_file():
+                raise FFKitError(f"{last}: nothing to resume (no last checkpoint in {self.out}); "
+                                 "start without --resume")
+            self._restore(read_checkpoint(last))
+        else:
+            if last.is_file():
+                raise FFKitError(f"{self.out} already holds a run (last.pt); pass --resume to continue it "
+                                 "or choose a new --out")
+            self._initialise()
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _load_data(self) -> None:
+        cfg = self.cfg
+        frames = _read(cfg, cfg.data)
+        if cfg.max_frames:
+            frames = frames[: cfg.max_frames]
+        if cfg.valid:
+            train, valid = frames, _read(cfg, cfg.valid)
+        else:
+            train, valid = split_frames(frames, cfg.n_valid, cfg.seed)
+        if len(train) == 0:
+            raise FFKitError(f"{cfg.data}: no training frames left after holding out validation frames")
+        self.train_frames, self.valid_frames = train, valid
+        self.species = _species(train + valid)
+        self.data_hash = dataset_hash(train)
+
+    def _graphs(self, cutoff: float) -> None:
+        self.train_graphs = [frame_graph(f, self.species, cutoff) for f in self.train_frames]
+        self.valid_graphs = [frame_graph(f, self.species, cutoff) for f in self.valid_frames]
+
+    def _reference_energies(self) -> List[float]:
+        cfg = self.cfg
+        if cfg.reference == "fit":
+            refs = fit_reference_energies(self.train_frames, self.species)
+        else:
+            refs = isolated_atom_energies(cfg.reference)
+            missing = [z for z in self.species if z not in refs]
+            if missing:
+                raise FFKitError(f"{cfg.reference}: no isolated-atom energy for atomic number(s) {missing}; "
+                                 "add them or use `reference: fit`")
+        return [float(refs[z]) for z in self.species]
+
+    def _initialise(self) -> None:
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        terms = resolve_terms(cfg.tier, cfg.terms)
+        probe = model_from_spec({"species": self.species, "reference_energies": [0.0] * len(self.species),
+                                 "terms": terms, "avg_neighbors": 1.0})
+        self._graphs(probe.cutoff)
+        ml_cutoffs = [t.cutoff for t in probe.terms if hasattr(t, "readout")]
+        avg_neighbors = self._mean_neighbours(min(ml_cutoffs)) if ml_cutoffs else 1.0
+        torch.manual_seed(cfg.seed)
+        self.spec = {"tier": cfg.tier, "terms": terms, "species": self.species,
+                     "reference_energies": self._reference_energies(), "avg_neighbors": avg_neighbors}
+        self.model = model_from_spec(self.spec).to(self.dtype)
+        self._set_statistics()
+        self.ema = copy.deepcopy(self.model) if cfg.ema_decay > 0 else None
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, amsgrad=True)
+        self.scheduler = self._make_scheduler()
+        self.epoch = 0
+        self.history: List[Dict[str, float]] = []
+        self.best = math.inf
+        self.elapsed = 0.0
+
+    def _mean_neighbours(self, cutoff: float) -> float:
+        counts = [int((torch.linalg.vector_norm(g.positions[g.edge_index[1]] - g.positions[g.edge_index[0]]
+                                                + g.shifts, dim=-1) < cutoff).sum()) / g.n_atoms
+                  for g in self.train_graphs[:100]]
+        return max(float(np.mean(counts)), 1.0)
+
+    @torch.no_grad()
+    def _set_statistics(self) -> None:
+        """Data-dependent init: standardise each ML term's features, scale outputs by the RMS force."""
+        sample = collate(self.train_graphs[:64]).to(self.dtype)
+        force_rms = float(torch.sqrt((sample.forces ** 2).mean()))
+        vectors = sample.positions[sample.edge_index[1]] - sample.positions[sample.edge_index[0]] + sample.shifts
+        lengths = torch.linalg.vector_norm(vectors, dim=-1)
+        for term in self.model.terms:
+            if hasattr(term, "readout"):
+                keep = lengths < term.cutoff
+                feats = term.features(sample.species, sample.edge_index[:, keep], vectors[keep], lengths[keep],
+                                      sample.n_atoms)
+                term.readout.set_statistics(feats, force_rms)
+
+    def _make_scheduler(self):
+        cfg = self.cfg
+        floor = cfg.lr_min_factor
+
+        def factor(epoch: int) -> float:
+            progress = min(epoch / max(cfg.epochs, 1), 1.0)
+            return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+
+    def _restore(self, ckpt: Dict[str, Any]) -> None:
+        saved = ckpt["config"]
+        for key in ("tier", "terms", "seed", "batch_size", "dtype", "data"):
+            if saved.get(key) != getattr(self.cfg, key):
+                raise FFKitError(f"--resume with a different {key} ({getattr(self.cfg, key)!r}) than the run in "
+                                 f"{self.out} ({saved.get(key)!r}); resume with the same settings or start a new run")
+        self.spec = ckpt["model_spec"]
+        self.model = model_from_spec(self.spec).to(self.dtype)
+        self._graphs(self.model.cutoff)
+        self.model.load_state_dict(ckpt["model_state"])
+        self.ema = None
+        if ckpt.get("ema_state") is not None:
+            self.ema = copy.deepcopy(self.model)
+            self.ema.load_state_dict(ckpt["ema_state"])
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, amsgrad=True)
+        self.scheduler = self._make_scheduler()  # before loading: creating it resets the learning rate
+        self.optimizer.load_state_dict(ckpt["optimizer_state"])
+        self.scheduler.load_state_dict(ckpt["scheduler_state"])
+        self.epoch = ckpt["epoch"]
+        self.history = ckpt["history"]
+        self.best = ckpt["best"]
+        self.elapsed = ckpt.get("elapsed", 0.0)
+        torch.set_rng_state(ckpt["rng"]["torch"])
+
+    # -- loop -----------------------------------------------------------------------------
+    def _checkpoint(self) -> Dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT, "ffkit_version": __version__, "config": self.cfg.to_dict(),
+            "model_spec": self.spec, "model_state": self.model.state_dict(),
+            "ema_state": None if self.ema is None else self.ema.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(), "scheduler_state": self.scheduler.state_dict(),
+            "epoch": self.epoch, "history": self.history, "best": self.best, "elapsed": self.elapsed,
+            "rng": {"torch": torch.get_rng_state()}, "data_hash": self.data_hash,
+            "n_params": self.model.count_parameters(),
+        }
+
+    def _batches(self) -> List[List[int]]:
+        order = np.random.default_rng([self.cfg.seed, self.epoch]).permutation(len(self.train_graphs))
+        size = self.cfg.batch_size
+        return [order[i:i + size].tolist() for i in range(0, len(order), size)]
+
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        decay = min(self.cfg.ema_decay, (1.0 + self.epoch) / (10.0 + self.epoch))
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.model.parameters()):
+                e.mul_(decay).add_(p, alpha=1.0 - decay)
+
+    def _train_epoch(self, wrapped: nn.Module) -> float:
+        self.model.train()
+        total = 0.0
+        for batch_ids in self._batches():
+            mine = batch_ids[self.rank::self.world]
+            graph = collate([self.train_graphs[i] for i in mine]).to(self.dtype)
+            energy, forces = wrapped(graph)
+            losses = frame_losses(energy, forces, graph, self.cfg)
+            loss = losses.sum() * (self.world / len(batch_ids))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self._update_ema()
+            total += float(losses.detach().sum())
+        return total / len(self.train_graphs)
+
+    def run(self) -> Dict[str, Any]:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        wrapped: nn.Module = _EnergyForces(self.model)
+        if self.world > 1:
+            wrapped = nn.parallel.DistributedDataParallel(wrapped, find_unused_parameters=True)
+        show = cfg.progress and self.rank == 0
+        bar = tqdm(total=cfg.epochs, initial=self.epoch, desc=f"train {cfg.tier or 'custom'}", unit="epoch",
+                   disable=not show, dynamic_ncols=True)
+        started = time.perf_counter() - self.elapsed
+        stopped_early = False
+        while self.epoch < cfg.epochs:
+            train_loss = self._train_epoch(wrapped)
+            self.scheduler.step()
+            self.epoch += 1
+            self.elapsed = time.perf_counter() - started
+            record = {"epoch": self.epoch, "loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"],
+                      "seconds": self.elapsed}
+            if self.valid_graphs:
+                record.update({f"valid_{k}": v for k, v in
+                               evaluate(self.ema or self.model, self.valid_graphs, self.dtype)["metrics"].items()})
+            self.history.append(record)
+            score = record.get("valid_f_mae_meV_A", train_loss)
+            improved = score < self.best
+            if improved:
+                self.best = score
+            if self.rank == 0:
+                ckpt = self._checkpoint()
+                if improved:
+                    save_atomic(ckpt, self.out / "best.pt")
+                save_atomic(ckpt, self.out / "last.pt")
+            bar.set_postfix(loss=f"{train_loss:.3g}", val_E=f"{record.get('valid_e_mae_meV', float('nan')):.1f}meV",
+                            val_F=f"{record.get('valid_f_mae_meV_A', float('nan')):.1f}meV/A")
+            bar.update(1)
+            if cfg.max_minutes is not None and self.elapsed > 60.0 * cfg.max_minutes:
+                stopped_early = True
+                break
+        bar.close()
+        if self.rank == 0:
+            self._write_history()
+        return {"epochs": self.epoch, "best_valid_f_mae_meV_A": self.best, "seconds": self.elapsed,
+                "stopped_early": stopped_early, "n_params": self.model.count_parameters(),
+                "run_dir": str(self.out)}
+
+    def _write_history(self) -> None:
+        if not self.history:
+            return
+        keys = list(self.history[-1].keys())
+        with open(self.out / "history.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.history)
+        from .plots import loss_curves
+        loss_curves(self.history, self.out / "training.png")
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Dict[str, Any]:
+    return Trainer(cfg, resume=resume).run()

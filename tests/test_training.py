@@ -1,0 +1,163 @@
+"""Training, checkpoints, resume after SIGKILL, distributed training, compile round trip, ffkit test."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from ase.io import read
+
+from ffkit import bundled
+from ffkit.artifact import read_metadata
+from ffkit.checkpoints import load_checkpoint, read_checkpoint
+from ffkit.config import TrainConfig
+from ffkit.datasets import read_frames
+from ffkit.evaluation import evaluate_model
+from ffkit.training import train
+
+ETHANOL = str(bundled.path("ethanol_train.xyz"))
+
+
+def _ffkit(*args, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "ffkit", *map(str, args)], capture_output=True, text=True,
+                          env=env, **kw)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(data=ETHANOL, out=str(out), tier="fast", n_valid=10, epochs=3, batch_size=8,
+                      dtype="float64", progress=False, threads=1, max_frames=60)
+    summary = train(cfg)
+    return out, summary
+
+
+def test_training_writes_checkpoints_history_and_plot(small_run):
+    out, summary = small_run
+    for name in ("best.pt", "last.pt", "history.csv", "training.png"):
+        assert (out / name).is_file(), name
+    ckpt = read_checkpoint(out / "last.pt")
+    assert ckpt["epoch"] == 3 and len(ckpt["history"]) == 3
+    assert summary["n_params"] == ckpt["n_params"] > 0
+    assert np.isfinite(ckpt["history"][-1]["valid_f_mae_meV_A"])
+
+
+def test_training_reduces_force_error(small_run):
+    out, _ = small_run
+    history = read_checkpoint(out / "last.pt")["history"]
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_compiled_artifact_matches_checkpoint(small_run, tmp_path):
+    out, _ = small_run
+    frames = read_frames(bundled.path("ethanol_test.xyz"))[:20]
+    r = _ffkit("compile", out / "best.pt", "--out", tmp_path / "model.pt", "--dtype", "float64")
+    assert r.returncode == 0, r.stderr
+    meta = read_metadata(tmp_path / "model.pt")
+    for key in ("format_version", "ffkit_version", "species", "cutoff", "units", "dtype", "terms", "n_params",
+                "training_data_sha256", "test_metrics", "tier"):
+        assert key in meta, key
+    assert meta["species"] == [1, 6, 8] and meta["units"]["energy"] == "eV" and meta["dtype"] == "float64"
+    info = _ffkit("info", tmp_path / "model.pt")
+    assert json.loads(info.stdout)["cutoff"] == meta["cutoff"]
+    ck = evaluate_model(out / "best.pt", frames)
+    art = evaluate_model(tmp_path / "model.pt", frames)
+    np.testing.assert_allclose(art["e_pred"], ck["e_pred"], rtol=1e-6)
+    scale = np.abs(ck["f_pred"]).max()
+    np.testing.assert_allclose(art["f_pred"], ck["f_pred"], rtol=1e-6, atol=1e-6 * scale)
+    # a float32 artifact of the same model agrees to float32 precision
+    r = _ffkit("compile", out / "best.pt", "--out", tmp_path / "model32.pt", "--dtype", "float32")
+    assert r.returncode == 0, r.stderr
+    art32 = evaluate_model(tmp_path / "model32.pt", frames)
+    np.testing.assert_allclose(art32["f_pred"], ck["f_pred"], atol=1e-4 * scale)
+
+
+def test_ffkit_test_cli_reports_metrics_and_plot(small_run, tmp_path):
+    out, _ = small_run
+    test_file = bundled.path("ethanol_test.xyz")
+    r = _ffkit("test", out / "best.pt", "--data", test_file, "--json", tmp_path / "m.json", "--plot",
+               tmp_path / "p.png")
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert set(metrics) >= {"e_mae_meV", "f_mae_meV_A", "e_rmse_meV", "f_rmse_meV_A"}
+    assert metrics["f_rmse_meV_A"] >= metrics["f_mae_meV_A"] > 0
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+    assert "meV/Å" in r.stdout
+
+
+def _train_args(out, epochs, extra=()):
+    return ["train", "--data", ETHANOL, "--tier", "fast", "--out", out, "--epochs", epochs, "--n-valid", 10,
+            "--batch-size", 8, "--dtype", "float64", "--threads", 1, "--no-progress", "--config", _cfg(out), *extra]
+
+
+def _cfg(out):
+    path = f"{out}.yaml"
+    with open(path, "w") as fh:
+        fh.write("max_frames: 40\n")
+    return path
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_gives_the_same_model(tmp_path):
+    straight = tmp_path / "straight"
+    r = _ffkit(*_train_args(straight, 6))
+    assert r.returncode == 0, r.stderr
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "ffkit", *map(str, _train_args(killed, 6))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (killed / "last.pt").is_file() and read_checkpoint(killed / "last.pt")["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = read_checkpoint(killed / "last.pt")["epoch"]
+    assert 2 <= saved < 6, "the kill must land mid-run"
+    r = _ffkit(*_train_args(killed, 6, ["--resume"]))
+    assert r.returncode == 0, r.stderr
+    a, b = read_checkpoint(straight / "last.pt"), read_checkpoint(killed / "last.pt")
+    assert b["epoch"] == 6 and [h["epoch"] for h in b["history"]] == list(range(1, 7))
+    for key, value in a["model_state"].items():
+        assert torch.equal(value, b["model_state"][key]), key
+
+
+@pytest.mark.slow
+def test_two_process_ddp_equals_one_process(tmp_path):
+    single = tmp_path / "single"
+    r = _ffkit(*_train_args(single, 2))
+    assert r.returncode == 0, r.stderr
+    ddp = tmp_path / "ddp"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+                "-m", "ffkit", *map(str, _train_args(ddp, 2))]
+    r = subprocess.run(torchrun, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = read_checkpoint(single / "last.pt"), read_checkpoint(ddp / "last.pt")
+    for key, value in a["model_state"].items():
+        torch.testing.assert_close(b["model_state"][key], value, rtol=1e-9, atol=1e-11, msg=key)
+
+
+def test_cli_errors_are_clear(tmp_path):
+    r = _ffkit("train", "--data", ETHANOL, "--tier", "huge", "--out", tmp_path / "x")
+    assert r.returncode == 2 and "unknown tier 'huge'" in r.stderr and "accurate" in r.stderr
+    r = _ffkit("train", "--data", tmp_path / "missing.xyz", "--tier", "fast", "--out", tmp_path / "y")
+    assert r.returncode == 2 and "missing.xyz" in r.stderr
+    r = _ffkit("train", "--data", ETHANOL, "--tier", "fast", "--out", tmp_path / "z", "--resume")
+    assert r.returncode == 2 and "nothing to resume" in r.stderr
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    r = _ffkit("info", bad)
+    assert r.returncode == 2 and "bad.pt" in r.stderr and "not a TorchScript artifact" in r.stderr
+    r = _ffkit("compile", bad, "--out", tmp_path / "m.pt")
+    assert r.returncode == 2 and "not a readable ffkit checkpoint" in r.stderr
+    plain = tmp_path / "plain.pt"
+    torch.jit.script(torch.nn.Linear(2, 2)).save(str(plain))
+    r = _ffkit("info", plain)
+    assert r.returncode == 2 and "not an ffkit artifact" in r.stderr
