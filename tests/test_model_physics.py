@@ -113,3 +113,14 @@ def test_periodic_supercell(tier):
     e8, f8 = _energy_forces(model, atoms.repeat((2, 2, 2)))
     assert e8 == pytest.approx(8 * e1, rel=1e-10)
     np.testing.assert_allclose(f8[: len(atoms)], f1, atol=1e-9)
+
+
+@pytest.mark.parametrize("tier", list(TIERS))
+def test_axis_aligned_atoms_give_finite_forces(tier):
+    """Bond vectors with exact zero components (a linear O=C=O along x) must not produce NaN."""
+    from ase import Atoms
+    model = _model(tier)
+    co2 = Atoms("OCO", positions=[[0.0, 0.0, 0.0], [1.16, 0.0, 0.0], [2.32, 0.0, 0.0]])
+    energy, forces = _energy_forces(model, co2)
+    assert np.isfinite(energy) and np.all(np.isfinite(forces))
+    np.testing.assert_allclose(forces[:, 1:], 0.0, atol=1e-12)

@@ -1,11 +1,16 @@
 """Rotation invariants of the Cartesian moments, by body order.
 
-Three-body (B2): A0_k, A1_k . A1_l, A2_k : A2_l  (the angular power spectrum, Legendre P1/P2 of
-bond angles). Four-body (B3): A1_k . A2_l . A1_m and tr(A2_k A2_l A2_m) on a reduced channel set.
-Only the upper triangle of symmetric products is kept, so no feature is a duplicate.
+Three-body: for each rank l, the channel Gram matrix sum_m w_m M_k,m M_k',m = sum_jj' R_k R_k' cos^l
+(upper triangle only, so no feature is a duplicate), plus the rank-0 moments themselves.
+Four-body: v_k . T_l . v_m and tr(T_k T_l T_m) from the rank-1 vectors v and rank-2 matrices T
+of a reduced channel set.
 """
 
+from typing import List
+
 import torch
+
+from .moments import monomials
 
 
 def upper_triangle(n: int) -> torch.Tensor:
@@ -14,11 +19,28 @@ def upper_triangle(n: int) -> torch.Tensor:
     return rows * n + cols
 
 
-def three_body(a0: torch.Tensor, a1: torch.Tensor, a2: torch.Tensor, triu: torch.Tensor) -> torch.Tensor:
-    n = a0.shape[0]
-    p1 = torch.einsum("nka,nla->nkl", a1, a1).reshape(n, -1).index_select(1, triu)
-    p2 = torch.einsum("nkab,nlab->nkl", a2, a2).reshape(n, -1).index_select(1, triu)
-    return torch.cat([a0, p1, p2], dim=1)
+class RankSlices:
+    """Where each rank's monomials sit in the moment tensor, and their contraction weights."""
+
+    def __init__(self, l_max: int):
+        exps, weights, ranks = monomials(l_max)
+        self.bounds: List[int] = [int((ranks < l).sum()) for l in range(l_max + 2)]
+        self.weights = weights
+        # index of x^a y^b z^c for the rank-2 block, as a 3x3 matrix (xx xy xz / yx yy yz / ...)
+        lookup = {tuple(e.tolist()): i for i, e in enumerate(exps)}
+        unit = torch.eye(3, dtype=torch.int64)
+        self.matrix_index = torch.tensor([[lookup[tuple((unit[a] + unit[b]).tolist())] for b in range(3)]
+                                          for a in range(3)]) if l_max >= 2 else torch.zeros(3, 3, dtype=torch.int64)
+
+
+def three_body(moments: torch.Tensor, weights: torch.Tensor, bounds: List[int], triu: torch.Tensor) -> torch.Tensor:
+    n = moments.shape[0]
+    feats = [moments[:, :, 0]]
+    for l in range(len(bounds) - 1):
+        block = moments[:, :, bounds[l]:bounds[l + 1]]
+        gram = torch.einsum("nkm,nlm->nkl", block * weights[bounds[l]:bounds[l + 1]], block)
+        feats.append(gram.reshape(n, -1).index_select(1, triu))
+    return torch.cat(feats, dim=1)
 
 
 def four_body(v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

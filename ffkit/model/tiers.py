@@ -2,9 +2,10 @@
 
 - `mm`: physics (ZBL repulsion, damped C6 dispersion, DSF Coulomb with learned per-element
   charges) + a learned pair potential. Pairwise only: the cost of a classical pair style.
-- `fast`: repulsion + pair potential + a small 3-body descriptor network at 4 Å (ANI-like).
-- `balanced`: the same families, wider and at 5 Å.
-- `accurate`: repulsion + pair potential + many-body (body order 4, L <= 2) descriptors at 5 Å.
+- `fast`: repulsion + pair potential + a small 3-body network at 4 Å (angles up to cos^3).
+- `balanced`: the same families, wider, angles up to cos^4, at 5 Å.
+- `accurate`: repulsion + pair potential + many-body descriptors (3-body up to cos^4 plus
+  4-body invariants of rank <= 2 moments) at 5 Å with wider networks.
 
 A config may name a tier and override any field, or list its own `terms` (see `TERM_TYPES`).
 """
@@ -30,18 +31,20 @@ TIERS: Dict[str, Dict[str, Dict[str, Any]]] = {
     "fast": {
         "repulsion": {"type": "zbl"},
         "pair": {"type": "pair", "cutoff": 4.0, "n_basis": 12},
-        "three_body": {"type": "three_body", "cutoff": 4.0, "n_basis": 8, "n_channels": 8, "hidden": [32]},
+        "three_body": {"type": "three_body", "cutoff": 4.0, "n_basis": 8, "n_channels": 8, "l_max": 3,
+                       "hidden": [32]},
     },
     "balanced": {
         "repulsion": {"type": "zbl"},
         "pair": {"type": "pair", "cutoff": 5.0, "n_basis": 12},
-        "three_body": {"type": "three_body", "cutoff": 5.0, "n_basis": 8, "n_channels": 16, "hidden": [64, 64]},
+        "three_body": {"type": "three_body", "cutoff": 5.0, "n_basis": 8, "n_channels": 16, "l_max": 4,
+                       "hidden": [64, 64]},
     },
     "accurate": {
         "repulsion": {"type": "zbl"},
         "pair": {"type": "pair", "cutoff": 5.0, "n_basis": 12},
-        "many_body": {"type": "many_body", "cutoff": 5.0, "n_basis": 10, "n_channels": 24, "n_coupled": 8,
-                      "hidden": [128, 128]},
+        "many_body": {"type": "many_body", "cutoff": 5.0, "n_basis": 10, "n_channels": 16, "l_max": 4,
+                      "n_coupled": 8, "hidden": [128, 128]},
     },
 }
 
