@@ -161,3 +161,25 @@ def test_cli_errors_are_clear(tmp_path):
     torch.jit.script(torch.nn.Linear(2, 2)).save(str(plain))
     r = _ffkit("info", plain)
     assert r.returncode == 2 and "not an ffkit artifact" in r.stderr
+
+
+def test_yaml_config_builds_a_custom_mix(tmp_path):
+    import yaml
+    from ffkit.config import load_config
+    from ffkit.model.tiers import resolve_terms
+
+    example = yaml.safe_load(open(bundled.path("ethanol_train.xyz").parents[2] / "examples" / "configs" /
+                                  "ethanol_custom.yaml"))
+    terms = resolve_terms(example["tier"], example["terms"])
+    assert set(terms) == {"repulsion", "three_body", "dispersion"}
+    assert terms["three_body"]["n_channels"] == 12 and terms["three_body"]["hidden"] == [64, 64]
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg_file.write_text(yaml.safe_dump({**example, "data": ETHANOL, "out": str(tmp_path / "run"), "epochs": 1,
+                                        "max_frames": 20, "n_valid": 5, "progress": False}))
+    summary = train(load_config(str(cfg_file), {}))
+    model, _ = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert model.term_names == ["repulsion", "three_body", "dispersion"] and summary["epochs"] == 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: x.xyz\nout: y\nepochz: 3\n")
+    with pytest.raises(Exception, match="unknown option.*epochz"):
+        load_config(str(bad), {})
