@@ -1,0 +1,103 @@
+"""The speed–accuracy front: ffkit tiers measured here, peers placed at their published accuracy.
+
+Cost is µs per atom per MD step inside the engine (x, log scale); error is the force MAE on
+held-out frames (y). A point is on the Pareto front when no other point is both faster and
+more accurate.
+"""
+
+import csv
+import json
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+# Published rMD17 ethanol test errors (meV, meV/Å; 950 train + 50 validation frames; MACE NeurIPS
+# 2022 Table 1, Allegro Nat. Commun. 2023 Table 1) and the CPU cost measured on this machine in
+# PyTorch 2.13, float32, 1536-atom water at 5 Å, as a multiple of a plain-torch LJ + reaction-field
+# MM of 20 µs/atom/step (../shared/DESIGN.md §2). A torch-level cost, not an in-LAMMPS one.
+TORCH_MM_US_PER_ATOM_STEP = 20.0
+PEERS_ETHANOL = [
+    {"name": "ANI (1 net)", "f_mae_meV_A": 45.6, "e_mae_meV": 7.7, "cost_factor": 6.0},
+    {"name": "Allegro (small)", "f_mae_meV_A": 2.1, "e_mae_meV": 0.4, "cost_factor": 42.0},
+    {"name": "NequIP (small)", "f_mae_meV_A": 2.8, "e_mae_meV": 0.4, "cost_factor": 82.0},
+    {"name": "PaiNN", "f_mae_meV_A": 10.0, "e_mae_meV": 2.7, "cost_factor": 183.0},
+    {"name": "MACE (S)", "f_mae_meV_A": 2.1, "e_mae_meV": 0.4, "cost_factor": 408.0},
+]
+PEER_SOURCE = ("accuracy: rMD17 ethanol, MACE NeurIPS 2022 Table 1 / Allegro Nat. Commun. 2023 Table 1 "
+               "(official splits); cost: DESIGN.md §2, PyTorch 2.13 CPU float32 1536-atom water, "
+               "x 20 µs/atom/step torch MM")
+
+
+def peer_points() -> List[Dict]:
+    return [{**p, "us_per_atom_step": p["cost_factor"] * TORCH_MM_US_PER_ATOM_STEP} for p in PEERS_ETHANOL]
+
+
+def pareto_front(points: Sequence[Dict], x: str = "us_per_atom_step", y: str = "f_mae_meV_A") -> List[Dict]:
+    """Points not dominated by any other (faster and at least as accurate), sorted by cost."""
+    ordered = sorted(points, key=lambda p: (p[x], p[y]))
+    front, best = [], float("inf")
+    for p in ordered:
+        if p[y] < best:
+            front.append(p)
+            best = p[y]
+    return front
+
+
+def plot(records: Sequence[Dict], mm_us: float, path: Path, title: str, peers: Sequence[Dict] = ()) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    xs = [r["us_per_atom_step"] for r in records]
+    ys = [r["f_mae_meV_A"] for r in records]
+    ax.scatter(xs, ys, s=60, color="C0", zorder=3, label="ffkit tiers (measured here)")
+    for r in records:
+        ax.annotate(r["tier"], (r["us_per_atom_step"], r["f_mae_meV_A"]), textcoords="offset points",
+                    xytext=(6, 4), fontsize=9)
+    front = pareto_front(records)
+    ax.step([p["us_per_atom_step"] for p in front], [p["f_mae_meV_A"] for p in front], where="post", color="C0",
+            lw=1, alpha=0.7, label="Pareto front (ffkit)")
+    if peers:
+        ax.scatter([p["us_per_atom_step"] for p in peers], [p["f_mae_meV_A"] for p in peers], marker="s",
+                   facecolors="none", edgecolors="C3", s=50, label="peers: published accuracy, cost measured here")
+        for p in peers:
+            ax.annotate(p["name"], (p["us_per_atom_step"], p["f_mae_meV_A"]), textcoords="offset points",
+                        xytext=(6, -10), fontsize=8, color="C3")
+    ax.axvline(mm_us, color="k", ls="--", lw=1, label=f"MM anchor ({mm_us:.1f} µs/atom/step)")
+    ax.axhline(43.4, color="C2", ls=":", lw=1, label="1 kcal/mol/Å (43.4 meV/Å)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("cost in the engine (µs per atom per step, 1 core)")
+    ax.set_ylabel("force MAE on held-out frames (meV/Å)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def write_tables(records: Sequence[Dict], peers: Sequence[Dict], stem: Path) -> None:
+    """stem.csv, stem.json and stem.md: one row per tier (and per peer in json/md)."""
+    keys = ["tier", "us_per_atom_step", "ratio_to_mm", "ns_per_day", "f_mae_meV_A", "e_mae_meV", "n_params",
+            "on_front"]
+    front = {id(p) for p in pareto_front(records)}
+    rows = [{**r, "on_front": id(r) in front} for r in records]
+    with open(f"{stem}.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    Path(f"{stem}.json").write_text(json.dumps({"tiers": rows, "peers": list(peers), "peer_source": PEER_SOURCE},
+                                               indent=1) + "\n")
+    lines = ["| model | µs/atom/step | × MM | ns/day | F MAE (meV/Å) | E MAE (meV) | params | on front |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| ffkit `{r['tier']}` | {r['us_per_atom_step']:.1f} | {r['ratio_to_mm']:.1f} | "
+                     f"{r.get('ns_per_day', float('nan')):.3f} | {r['f_mae_meV_A']:.1f} | {r['e_mae_meV']:.1f} | "
+                     f"{r.get('n_params', '')} | {'yes' if r['on_front'] else ''} |")
+    for p in peers:
+        lines.append(f"| {p['name']} (published) | {p['us_per_atom_step']:.0f} (torch) | | | {p['f_mae_meV_A']:.1f} | "
+                     f"{p['e_mae_meV']:.1f} | | |")
+    if peers:
+        lines.append(f"\nPeers: {PEER_SOURCE}.")
+    Path(f"{stem}.md").write_text("\n".join(lines) + "\n")
