@@ -52,10 +52,20 @@ def model_from_spec(spec: Dict[str, Any]) -> ForceField:
                        avg_neighbors=spec["avg_neighbors"])
 
 
+def load_state(model: ForceField, state: Dict[str, Any], path) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise FFKitError(f"{path}: the checkpoint does not fit the model its own spec builds with this ffkit "
+                         f"({first}); it was written by an incompatible ffkit version: retrain, or use that "
+                         "version") from None
+
+
 def load_checkpoint(path, use_ema: bool = True) -> Tuple[ForceField, Dict[str, Any]]:
     """The model of a checkpoint (float64, eval mode; averaged weights when the run kept them)."""
     ckpt = read_checkpoint(path)
     model = model_from_spec(ckpt["model_spec"])
     state = ckpt.get("ema_state") if use_ema and ckpt.get("ema_state") is not None else ckpt["model_state"]
-    model.load_state_dict(state)
+    load_state(model, state, path)
     return model.double().eval(), ckpt

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from . import __version__
-from .checkpoints import CHECKPOINT_FORMAT, model_from_spec, read_checkpoint, save_atomic
+from .checkpoints import CHECKPOINT_FORMAT, load_state, model_from_spec, read_checkpoint, save_atomic
 from .config import TrainConfig
 from .datasets import Frame, dataset_hash, read_frames, split_frames
 from .errors import FFKitError
@@ -198,11 +198,11 @@ class Trainer:
         self.spec = ckpt["model_spec"]
         self.model = model_from_spec(self.spec).to(self.dtype)
         self._graphs(self.model.cutoff)
-        self.model.load_state_dict(ckpt["model_state"])
+        load_state(self.model, ckpt["model_state"], self.out / "last.pt")
         self.ema = None
         if ckpt.get("ema_state") is not None:
             self.ema = copy.deepcopy(self.model)
-            self.ema.load_state_dict(ckpt["ema_state"])
+            load_state(self.ema, ckpt["ema_state"], self.out / "last.pt")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, amsgrad=True)
         self.scheduler = self._make_scheduler()  # before loading: creating it resets the learning rate
         self.optimizer.load_state_dict(ckpt["optimizer_state"])

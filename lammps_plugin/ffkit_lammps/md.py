@@ -1,0 +1,74 @@
+"""Run MD with an ffkit artifact in the venv's real `lmp` (subprocess), for the demo and benchmarks.
+
+Writes the data file and input script, runs `lmp` (optionally under `mpirun`), and reads back
+the loop time and LAMMPS's own ns/day. The caller imports this, never LAMMPS internals.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def write_atomic_data(atoms, path: Path, elements: Sequence[str]) -> None:
+    """atom_style atomic data file; LAMMPS type k+1 is elements[k]. Non-periodic cells get a box."""
+    from ase.io import write
+
+    write(path, atoms, format="lammps-data", specorder=list(elements), units="metal", masses=True,
+          atom_style="atomic")
+
+
+def nve_script(model: Path, elements: Sequence[str], steps: int, timestep_fs: float, temperature: float,
+               dump_every: int, thermo_every: int, seed: int = 4928459) -> str:
+    return f"""units metal
+atom_style atomic
+boundary p p p
+read_data data.lmp
+pair_style ffkit
+pair_coeff * * {model} {' '.join(elements)}
+neighbor 1.0 bin
+velocity all create {temperature} {seed} mom yes rot yes dist gaussian
+fix nve all nve
+timestep {timestep_fs / 1000.0}
+thermo_style custom step time temp pe ke etotal press
+thermo {thermo_every}
+dump traj all custom {dump_every} traj.dump id type x y z fx fy fz
+dump_modify traj format float %.10g sort id
+run {steps}
+"""
+
+
+def run(workdir: Path, script: str, ranks: int = 1, threads: int = 1) -> Dict[str, float]:
+    """Run `script` in `workdir` with the venv's lmp; returns loop seconds, steps, atoms, ns/day."""
+    workdir = Path(workdir)
+    (workdir / "in.lmp").write_text(script)
+    command = [str(VENV_BIN / "lmp"), "-in", "in.lmp", "-log", "log.lammps", "-nocite"]
+    if ranks > 1:
+        command = [str(VENV_BIN / "mpirun"), "-np", str(ranks)] + command
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        errors: List[str] = [line for line in out.stdout.splitlines() if line.startswith("ERROR")]
+        raise RuntimeError(f"lmp failed in {workdir}: {' '.join(errors) or out.stdout[-2000:]} {out.stderr[-1000:]}")
+    loops = re.findall(r"Loop time of ([\d.e+-]+) on \d+ procs for (\d+) steps with (\d+) atoms", out.stdout)
+    perf = re.findall(r"Performance: ([\d.e+-]+) ns/day", out.stdout)
+    seconds, steps, atoms = loops[-1]
+    return {"seconds": float(seconds), "steps": int(steps), "atoms": int(atoms),
+            "ns_per_day": float(perf[-1]) if perf else float("nan"),
+            "us_per_atom_step": 1e6 * float(seconds) / (int(steps) * int(atoms))}
+
+
+def run_nve(model: Path, atoms, elements: Sequence[str], workdir: Path, steps: int = 2000,
+            timestep_fs: float = 0.5, temperature: float = 300.0, dump_every: int = 20,
+            thermo_every: Optional[int] = None, ranks: int = 1) -> Dict[str, float]:
+    """NVE MD of `atoms` with artifact `model`; leaves data.lmp, log.lammps, traj.dump in `workdir`."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_atomic_data(atoms, workdir / "data.lmp", elements)
+    script = nve_script(Path(model).resolve(), elements, steps, timestep_fs, temperature, dump_every,
+                        thermo_every or dump_every)
+    return run(workdir, script, ranks=ranks)
