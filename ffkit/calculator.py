@@ -49,14 +49,14 @@ class FFKitCalculator(Calculator):
         edge_index = torch.from_numpy(np.ascontiguousarray(layout.edge_index, dtype=np.int64))
         want_stress = "stress" in properties and pbc.all()
         atom_energy, forces, virial = self.module(positions, all_species, edge_index, n, want_stress)
-        forces = forces.double().numpy()
+        forces = forces.detach().double().numpy()
         folded = np.zeros((n, 3))
         np.add.at(folded, layout.owner, forces)
-        energies = atom_energy.double().numpy()
+        energies = atom_energy.detach().double().numpy()
         self.results = {"energy": float(energies.sum()), "free_energy": float(energies.sum()),
                         "energies": energies, "forces": folded}
         if want_stress:
-            v = virial.double().numpy().sum(0)
+            v = virial.detach().double().numpy().sum(0)
             w = np.array([[v[0], v[3], v[4]], [v[3], v[1], v[5]], [v[4], v[5], v[2]]])
             stress = -w / atoms.get_volume()
             self.results["stress"] = stress.flat[[0, 4, 8, 5, 2, 1]]

@@ -1,0 +1,435 @@
+/* pair_style ffkit: see pair_hybridff.h and lammps_plugin/README.md. */
+
+#include "pair_hybridff.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "error.h"
+#include "force.h"
+#include "json.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+#include "utils.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+using namespace LAMMPS_NS;
+
+static constexpr int ARTIFACT_FORMAT_VERSION = 1;
+
+/* the informative line of a torch error: TorchScript puts its traceback first and the error last */
+static std::string torch_reason(const std::exception &e)
+{
+  const auto *c10_error = dynamic_cast<const c10::Error *>(&e);
+  std::string text = c10_error ? c10_error->what_without_backtrace() : e.what();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  const auto last = text.rfind('\n');
+  return last == std::string::npos ? text : text.substr(last + 1);
+}
+
+PairHybridFF::PairHybridFF(LAMMPS *lmp) : Pair(lmp)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  no_virial_fdotr_compute = 1;    // virial summed here from the model's own forces
+  centroidstressflag = CENTROID_NOTAVAIL;
+  unit_convert_flag = utils::NOCONVERT;
+}
+
+PairHybridFF::~PairHybridFF()
+{
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+    delete[] type2species;
+  }
+}
+
+void PairHybridFF::allocate()
+{
+  allocated = 1;
+  const int n = atom->ntypes + 1;
+  memory->create(setflag, n, n, "pair:setflag");
+  memory->create(cutsq, n, n, "pair:cutsq");
+  type2species = new int[n];
+  for (int i = 0; i < n; i++) {
+    type2species[i] = -1;
+    for (int j = 0; j < n; j++) setflag[i][j] = 0;
+  }
+}
+
+/* pair_style ffkit [threads N] */
+void PairHybridFF::settings(int narg, char **arg)
+{
+  nthreads = 0;
+  int iarg = 0;
+  while (iarg < narg) {
+    if (strcmp(arg[iarg], "threads") == 0) {
+      if (iarg + 1 >= narg) error->all(FLERR, "pair_style ffkit: 'threads' needs a value, e.g. 'threads 2'");
+      nthreads = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
+      if (nthreads < 1) error->all(FLERR, "pair_style ffkit: 'threads {}' must be at least 1", arg[iarg + 1]);
+      iarg += 2;
+    } else {
+      error->all(FLERR, "pair_style ffkit: unknown keyword '{}' (the only keyword is 'threads N')", arg[iarg]);
+    }
+  }
+}
+
+/* pair_coeff * * model.pt El1 El2 ...  (one element or NULL per atom type, in type order) */
+void PairHybridFF::coeff(int narg, char **arg)
+{
+  const int ntypes = atom->ntypes;
+  if (narg < 3)
+    error->all(FLERR, "pair_coeff for ffkit: expected '* * model.pt' followed by {} element name(s)", ntypes);
+  // LAMMPS itself refuses anything but '* *' for one_coeff styles like this one
+  if (narg != 3 + ntypes)
+    error->all(FLERR,
+               "pair_coeff for ffkit: {} element name(s) given after '{}' but the system has {} atom "
+               "type(s); give one element (or NULL) per atom type, in type order", narg - 3, arg[2], ntypes);
+
+  if (!allocated) allocate();
+  load_model(arg[2]);
+
+  std::string known;
+  for (const auto &s : model_symbols) known += (known.empty() ? "" : " ") + s;
+  for (int itype = 1; itype <= ntypes; itype++) {
+    const char *element = arg[2 + itype];
+    type2species[itype] = -1;
+    if (strcmp(element, "NULL") == 0) continue;
+    for (std::size_t s = 0; s < model_symbols.size(); s++)
+      if (model_symbols[s] == element) type2species[itype] = static_cast<int>(s);
+    if (type2species[itype] < 0)
+      error->all(FLERR, "pair_coeff for ffkit: element '{}' (atom type {}) is not in model '{}', whose elements are: {}",
+                 element, itype, model_file, known);
+  }
+  for (int i = 1; i <= ntypes; i++)
+    for (int j = 1; j <= ntypes; j++) setflag[i][j] = (type2species[i] >= 0 && type2species[j] >= 0) ? 1 : 0;
+}
+
+/* load the artifact and refuse anything that is not an ffkit LAMMPS artifact this plugin reads */
+void PairHybridFF::load_model(const std::string &file)
+{
+  FILE *probe = fopen(file.c_str(), "rb");
+  if (!probe) error->all(FLERR, "pair_style ffkit: cannot open model file '{}': {}", file, utils::getsyserror());
+  fclose(probe);
+
+  torch::jit::ExtraFilesMap extra{{"metadata.json", ""}};
+  try {
+    model = torch::jit::load(file, torch::kCPU, extra);
+  } catch (const std::exception &e) {
+    error->all(FLERR,
+               "pair_style ffkit: '{}' is not a readable TorchScript file ({}); pass an artifact written "
+               "by 'ffkit compile'", file, torch_reason(e));
+  }
+  model.eval();
+  model_file = file;
+  const std::string &text = extra["metadata.json"];
+  if (text.empty())
+    error->all(FLERR,
+               "pair_style ffkit: '{}' has no metadata.json inside: it is a TorchScript file but not an ffkit "
+               "artifact; write one with 'ffkit compile'", file);
+
+  json meta;
+  try {
+    meta = json::parse(text);
+  } catch (const std::exception &e) {
+    error->all(FLERR, "pair_style ffkit: metadata.json in '{}' is not valid JSON: {}", file, e.what());
+  }
+  auto field = [&](const char *key) -> const json & {
+    if (!meta.is_object() || !meta.contains(key))
+      error->all(FLERR, "pair_style ffkit: metadata.json in '{}' has no '{}' field; recompile with 'ffkit compile'",
+                 file, key);
+    return meta[key];
+  };
+  auto text_field = [&](const json &value, const char *key) -> std::string {
+    if (!value.is_string())
+      error->all(FLERR, "pair_style ffkit: metadata.json in '{}': '{}' must be a string", file, key);
+    return value.get<std::string>();
+  };
+
+  if (!meta.is_object() || !meta.contains("format") || !meta["format"].is_string() ||
+      meta["format"].get<std::string>() != "ffkit-artifact")
+    error->all(FLERR,
+               "pair_style ffkit: '{}' is not an ffkit artifact (metadata.json 'format' is not "
+               "\"ffkit-artifact\"); write one with 'ffkit compile'", file);
+  const json &version = field("format_version");
+  if (!version.is_number_integer() || version.get<int>() != ARTIFACT_FORMAT_VERSION)
+    error->all(FLERR,
+               "pair_style ffkit: '{}' has artifact format_version {} but this plugin reads version {}; "
+               "recompile the model with the installed ffkit ('ffkit compile') or install the ffkit that wrote it",
+               file, version.dump(), ARTIFACT_FORMAT_VERSION);
+  const std::string engine = text_field(field("engine"), "engine");
+  if (engine != "lammps")
+    error->all(FLERR,
+               "pair_style ffkit: '{}' is an artifact for engine '{}' (metadata.json 'engine'), not for LAMMPS; "
+               "compile a LAMMPS artifact of the model with 'ffkit compile'", file, engine);
+
+  const json &units = field("units");
+  const std::string energy_unit = units.is_object() && units.contains("energy") ? units["energy"].dump() : "?";
+  const std::string length_unit = units.is_object() && units.contains("length") ? units["length"].dump() : "?";
+  if (energy_unit != "\"eV\"" || length_unit != "\"angstrom\"")
+    error->all(FLERR, "pair_style ffkit: '{}' uses units energy {} length {}; this plugin reads eV and angstrom",
+               file, energy_unit, length_unit);
+
+  const std::string dtype = text_field(field("dtype"), "dtype");
+  if (dtype == "float64")
+    model_dtype = torch::kFloat64;
+  else if (dtype == "float32")
+    model_dtype = torch::kFloat32;
+  else
+    error->all(FLERR, "pair_style ffkit: '{}' has dtype '{}'; expected float32 or float64", file, dtype);
+
+  const json &cutoff = field("cutoff");
+  if (!cutoff.is_number() || cutoff.get<double>() <= 0.0)
+    error->all(FLERR, "pair_style ffkit: '{}' has cutoff {}; expected a positive number of angstrom", file,
+               cutoff.dump());
+  model_cutoff = cutoff.get<double>();
+
+  const json &symbols = field("species_symbols");
+  if (!symbols.is_array() || symbols.empty())
+    error->all(FLERR, "pair_style ffkit: '{}': 'species_symbols' must be a non-empty list of element symbols", file);
+  model_symbols.clear();
+  for (const auto &s : symbols) model_symbols.push_back(text_field(s, "species_symbols"));
+
+  // parameters become constants: 2-10% less CPU per step measured on the fast/accurate tiers
+  try {
+    model = torch::jit::freeze(model);
+  } catch (const std::exception &e) {
+    if (comm->me == 0)
+      error->warning(FLERR, "pair_style ffkit: running '{}' unfrozen (torch::jit::freeze failed: {})", file,
+                     torch_reason(e));
+  }
+
+  if (comm->me == 0)
+    utils::logmesg(lmp, "pair_style ffkit: {} (tier {}, elements {}, cutoff {} A, {})\n", file,
+                   meta.contains("tier") ? meta["tier"].dump() : "?", symbols.dump(), model_cutoff, dtype);
+}
+
+int PairHybridFF::resolve_threads() const
+{
+  if (nthreads > 0) return nthreads;
+  for (const char *name : {"FFKIT_NUM_THREADS", "OMP_NUM_THREADS"}) {
+    const char *value = getenv(name);
+    if (!value || !*value) continue;
+    char *end = nullptr;
+    const long n = strtol(value, &end, 10);
+    if (n < 1 || (*end != '\0' && *end != ','))
+      error->all(FLERR, "pair_style ffkit: environment variable {}='{}' is not a positive thread count", name, value);
+    return static_cast<int>(n);
+  }
+  return 1;
+}
+
+void PairHybridFF::init_style()
+{
+  if (strcmp(update->unit_style, "metal") == 0)
+    energy_factor = 1.0;
+  else if (strcmp(update->unit_style, "real") == 0)
+    energy_factor = utils::get_conversion_factor(utils::ENERGY, utils::METAL2REAL);
+  else
+    error->all(FLERR,
+               "pair_style ffkit supports 'units metal' and 'units real' (the model works in eV and angstrom); "
+               "this input uses 'units {}'", update->unit_style);
+
+  if (force->newton_pair == 0)
+    error->all(FLERR,
+               "pair_style ffkit requires 'newton on' (newton pair on): forces on ghost atoms are returned "
+               "by reverse communication");
+
+  if (atom->molecular != Atom::ATOMIC && atom->nbonds > 0 && !force->kspace)
+    for (int k = 1; k <= 3; k++)
+      if (force->special_lj[k] == 0.0 && force->special_coul[k] == 0.0)
+        error->all(FLERR,
+                   "pair_style ffkit: special_bonds lj/coul 0.0 removes bonded pairs from the neighbor list, "
+                   "so the model would not see them; use e.g. 'special_bonds lj/coul 1.0e-100 1.0e-100 1.0e-100' "
+                   "(MM styles then see a factor of ~0)");
+
+  neighbor->add_request(this, NeighConst::REQ_FULL);
+
+  const int threads = resolve_threads();
+  at::set_num_threads(threads);
+  if (comm->me == 0) utils::logmesg(lmp, "pair_style ffkit: {} torch thread(s) per MPI rank\n", threads);
+}
+
+double PairHybridFF::init_one(int i, int j)
+{
+  if (setflag[i][j] == 0) error->all(FLERR, "All pair coeffs are not set");
+  return model_cutoff;
+}
+
+/* Compact graph of the atoms the model sees: mapped local atoms first (LAMMPS order), then the
+   ghosts that are neighbours within the model cutoff; edges i (local) -> j within the cutoff.
+   Returns the number of edges; edge_buf holds [centres | neighbours], each of that length. */
+int64_t PairHybridFF::build_graph(int &ncompact, int &nlocal_compact)
+{
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const int *type = atom->type;
+  double **x = atom->x;
+
+  if (static_cast<int>(compact_of.size()) < nall) compact_of.resize(nall);
+  std::fill(compact_of.begin(), compact_of.begin() + nall, -1);
+  lammps_of.clear();
+  species_buf.clear();
+  for (int i = 0; i < nlocal; i++) {
+    const int s = type2species[type[i]];
+    if (s < 0) continue;
+    compact_of[i] = static_cast<int>(lammps_of.size());
+    lammps_of.push_back(i);
+    species_buf.push_back(s);
+  }
+  nlocal_compact = static_cast<int>(lammps_of.size());
+
+  const int inum = list->inum;
+  const int *ilist = list->ilist;
+  const int *numneigh = list->numneigh;
+  int **firstneigh = list->firstneigh;
+  int64_t capacity = 0;
+  for (int ii = 0; ii < inum; ii++) capacity += numneigh[ilist[ii]];
+  if (capacity > edge_capacity) {
+    edge_capacity = capacity;
+    edge_buf.resize(2 * capacity);
+  }
+  int64_t *centre = edge_buf.data();
+  int64_t *neighbour = edge_buf.data() + capacity;
+
+  const double cut2 = model_cutoff * model_cutoff;
+  int64_t nedges = 0;
+  for (int ii = 0; ii < inum; ii++) {
+    const int i = ilist[ii];
+    const int ci = compact_of[i];
+    if (ci < 0) continue;
+    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
+    const int *jlist = firstneigh[i];
+    const int jnum = numneigh[i];
+    for (int jj = 0; jj < jnum; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const int s = type2species[type[j]];
+      if (s < 0) continue;
+      const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
+      if (dx * dx + dy * dy + dz * dz >= cut2) continue;
+      int cj = compact_of[j];
+      if (cj < 0) {
+        cj = compact_of[j] = static_cast<int>(lammps_of.size());
+        lammps_of.push_back(j);
+        species_buf.push_back(s);
+      }
+      centre[nedges] = ci;
+      neighbour[nedges] = cj;
+      nedges++;
+    }
+  }
+  if (nedges < capacity) std::memmove(centre + nedges, neighbour, nedges * sizeof(int64_t));
+  ncompact = static_cast<int>(lammps_of.size());
+  return nedges;
+}
+
+torch::Tensor PairHybridFF::positions_tensor(int ncompact)
+{
+  double **x = atom->x;
+  if (model_dtype == torch::kFloat64) {
+    pos64_buf.resize(3 * ncompact);
+    for (int k = 0; k < ncompact; k++)
+      for (int d = 0; d < 3; d++) pos64_buf[3 * k + d] = x[lammps_of[k]][d];
+    return torch::from_blob(pos64_buf.data(), {ncompact, 3}, torch::kFloat64);
+  }
+  pos32_buf.resize(3 * ncompact);
+  for (int k = 0; k < ncompact; k++)
+    for (int d = 0; d < 3; d++) pos32_buf[3 * k + d] = static_cast<float>(x[lammps_of[k]][d]);
+  return torch::from_blob(pos32_buf.data(), {ncompact, 3}, torch::kFloat32);
+}
+
+void PairHybridFF::check_finite(const double *energy, const double *forces, int ncompact, int nlocal_compact)
+{
+  auto stop = [&](const char *what, int k) {
+    const int i = lammps_of[k];
+    error->one(FLERR,
+               "pair_style ffkit: the model returned a non-finite {} for atom {} (type {}) at step {}; run "
+               "stopped (atoms too close or far outside the training data?)",
+               what, atom->tag[i], atom->type[i], update->ntimestep);
+  };
+  for (int k = 0; k < nlocal_compact; k++)
+    if (!std::isfinite(energy[k])) stop("energy", k);
+  for (int k = 0; k < ncompact; k++)
+    if (!std::isfinite(forces[3 * k]) || !std::isfinite(forces[3 * k + 1]) || !std::isfinite(forces[3 * k + 2]))
+      stop("force", k);
+}
+
+void PairHybridFF::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+
+  int ncompact = 0, nlocal_compact = 0;
+  const int64_t nedges = build_graph(ncompact, nlocal_compact);
+  if (nlocal_compact == 0) return;
+
+  const bool want_atom_virial = vflag_atom != 0;
+  std::vector<torch::jit::IValue> inputs{
+      positions_tensor(ncompact), torch::from_blob(species_buf.data(), {ncompact}, torch::kInt64),
+      torch::from_blob(edge_buf.data(), {2, nedges}, torch::kInt64), static_cast<int64_t>(nlocal_compact),
+      want_atom_virial};
+
+  torch::Tensor energy, forces, atom_virial;
+  try {
+    auto out = model.forward(inputs).toTuple();
+    energy = out->elements().at(0).toTensor().to(torch::kFloat64).contiguous();
+    forces = out->elements().at(1).toTensor().to(torch::kFloat64).contiguous();
+    if (want_atom_virial) atom_virial = out->elements().at(2).toTensor().to(torch::kFloat64).contiguous();
+  } catch (const std::exception &e) {
+    error->one(FLERR, "pair_style ffkit: model '{}' failed at step {}: {}", model_file, update->ntimestep,
+               torch_reason(e));
+  }
+  if (energy.numel() != nlocal_compact || forces.dim() != 2 || forces.size(0) != ncompact || forces.size(1) != 3 ||
+      (want_atom_virial && (atom_virial.dim() != 2 || atom_virial.size(0) != ncompact || atom_virial.size(1) != 6)))
+    error->one(FLERR,
+               "pair_style ffkit: model '{}' returned energy {} / forces {} for {} local and {} total atoms; "
+               "expected [{}] / [{}, 3] (docs/artifact.md)", model_file, c10::str(energy.sizes()), c10::str(forces.sizes()),
+               nlocal_compact, ncompact, nlocal_compact, ncompact);
+
+  const double *e = energy.data_ptr<double>();
+  const double *fm = forces.data_ptr<double>();
+  check_finite(e, fm, ncompact, nlocal_compact);
+
+  const double ef = energy_factor;    // length is angstrom in both metal and real
+  if (eflag_either) {
+    double esum = 0.0;
+    for (int k = 0; k < nlocal_compact; k++) {
+      esum += e[k];
+      if (eflag_atom) eatom[lammps_of[k]] += ef * e[k];
+    }
+    if (eflag_global) eng_vdwl += ef * esum;
+  }
+
+  double **f = atom->f;
+  double **x = atom->x;
+  double v[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  for (int k = 0; k < ncompact; k++) {
+    const int i = lammps_of[k];
+    const double fx = ef * fm[3 * k], fy = ef * fm[3 * k + 1], fz = ef * fm[3 * k + 2];
+    f[i][0] += fx;
+    f[i][1] += fy;
+    f[i][2] += fz;
+    v[0] += x[i][0] * fx;
+    v[1] += x[i][1] * fy;
+    v[2] += x[i][2] * fz;
+    v[3] += x[i][0] * fy;
+    v[4] += x[i][0] * fz;
+    v[5] += x[i][1] * fz;
+  }
+  if (vflag_global)
+    for (int m = 0; m < 6; m++) virial[m] += v[m];
+  if (want_atom_virial) {
+    const double *va = atom_virial.data_ptr<double>();
+    for (int k = 0; k < ncompact; k++)
+      for (int m = 0; m < 6; m++) vatom[lammps_of[k]][m] += ef * va[6 * k + m];
+  }
+}

@@ -1,0 +1,59 @@
+/* pair_style ffkit (plugin hybridffplugin.so): runs an ffkit artifact (TorchScript, LAMMPS calling convention, see
+   docs/artifact.md) as a LAMMPS pair style. Strictly local model: one ghost shell of the model
+   cutoff, full neighbour list, ghost forces returned by reverse communication (newton pair on). */
+
+#ifndef LMP_PAIR_HYBRIDFF_H
+#define LMP_PAIR_HYBRIDFF_H
+
+#include "pair.h"
+
+#include <torch/script.h>
+
+#include <string>
+#include <vector>
+
+namespace LAMMPS_NS {
+
+class PairHybridFF : public Pair {
+ public:
+  PairHybridFF(class LAMMPS *);
+  ~PairHybridFF() override;
+
+  void compute(int, int) override;
+  void settings(int, char **) override;
+  void coeff(int, char **) override;
+  void init_style() override;
+  double init_one(int, int) override;
+
+ private:
+  // model and what its metadata.json says
+  torch::jit::Module model;
+  std::string model_file;
+  std::vector<std::string> model_symbols;    // element symbols in model order
+  double model_cutoff = 0.0;
+  torch::ScalarType model_dtype = torch::kFloat64;
+
+  int *type2species = nullptr;    // LAMMPS type -> model species index, -1 for NULL
+  int nthreads = 0;               // 0: not set by the 'threads' keyword
+  double energy_factor = 1.0;     // model eV -> LAMMPS energy units
+
+  // per-step buffers, reused while sizes allow (no reallocation in the steady state)
+  std::vector<int> compact_of;          // LAMMPS index -> model index, -1 if not in the graph
+  std::vector<int> lammps_of;           // model index -> LAMMPS index
+  std::vector<int64_t> species_buf;     // model index -> species index
+  std::vector<int64_t> edge_buf;        // [2, edge_capacity]: centres then neighbours
+  std::vector<double> pos64_buf;        // positions, float64 artifacts
+  std::vector<float> pos32_buf;         // positions, float32 artifacts
+  int64_t edge_capacity = 0;
+
+  void allocate();
+  void load_model(const std::string &file);
+  int resolve_threads() const;
+  int64_t build_graph(int &ncompact, int &nlocal_compact);
+  torch::Tensor positions_tensor(int ncompact);
+  void check_finite(const double *energy, const double *forces, int ncompact, int nlocal_compact);
+};
+
+}    // namespace LAMMPS_NS
+
+#endif
