@@ -144,12 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None)
     p.set_defaults(func=_demo)
 
-    for module, name in (("ffkit.validate.cli", "validate"),):
-        try:
-            plugin = __import__(module, fromlist=["add_parser"])
-        except ImportError:
-            continue
-        plugin.add_parser(sub)
+    from ffkit_gromacs import deploy, doctor
+
+    from .validate import cli as validate_cli
+
+    for module in (validate_cli, deploy, doctor):
+        module.add_parser(sub)
     return parser
 
 

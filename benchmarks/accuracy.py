@@ -1,0 +1,134 @@
+"""Retrain every tier on the reference data sets and record test accuracy and training time.
+
+    python benchmarks/accuracy.py [--tiers mm fast balanced accurate] [--datasets rmd17_ethanol water_deepmd]
+                                  [--minutes-scale 1.0] [--out benchmarks/results]
+
+rmd17_ethanol: train on train.xyz with 50 frames held out for validation, test on all of
+test_MD.xyz. water_deepmd: seeded 90/10 frame split of water.extxyz (20 of the 90% held out
+for validation; batch size 1 and half the learning rate, since a frame has 192 atoms). Each tier
+has an epoch budget and a wall-time budget (BUDGETS, minutes, on this 2-core machine, 1 thread);
+the best-validation checkpoint is tested. Writes accuracy.json (one
+record per dataset x tier) and accuracy.md beside it (records for tiers not rerun are kept), and
+the float64 artifact of each model to benchmarks/models/<dataset>_<tier>.pt for the engine
+benchmarks. Data sets can run as parallel processes (--datasets X in each).
+"""
+
+import argparse
+import fcntl
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ffkit.artifact import compile_model  # noqa: E402
+from ffkit.checkpoints import load_checkpoint  # noqa: E402
+from ffkit.config import TrainConfig  # noqa: E402
+from ffkit.datasets import read_frames, split_frames  # noqa: E402
+from ffkit.evaluation import evaluate_model  # noqa: E402
+from ffkit.training import train  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+TIERS = ["mm", "fast", "balanced", "accurate"]
+# tier -> (epochs, minutes on rMD17 ethanol, minutes on water, batch size, learning rate)
+BUDGETS = {
+    "mm": (400, 4.0, 3.0, 16, 2e-2),
+    "fast": (400, 10.0, 6.0, 8, 1e-2),
+    "balanced": (400, 12.0, 8.0, 8, 5e-3),
+    "accurate": (400, 28.0, 12.0, 4, 3e-3),
+}
+
+
+def write_extxyz(frames, path: Path) -> None:
+    from ase import Atoms
+    from ase.io import write
+
+    images = []
+    for f in frames:
+        atoms = Atoms(numbers=f.numbers, positions=f.positions, cell=f.cell, pbc=f.pbc)
+        atoms.info["energy"] = f.energy
+        atoms.arrays["forces"] = f.forces
+        images.append(atoms)
+    write(path, images, format="extxyz")
+
+
+def datasets(tmp: Path):
+    """(name, train file, n_valid, test frames) for each reference data set."""
+    ethanol = SHARED / "rmd17_ethanol"
+    yield "rmd17_ethanol", ethanol / "train.xyz", 50, read_frames(ethanol / "test_MD.xyz")
+    water = read_frames(SHARED / "water_deepmd" / "water.extxyz")
+    train_frames, test_frames = split_frames(water, 0.1, seed=0)
+    path = tmp / "water_train.xyz"
+    write_extxyz(train_frames, path)
+    yield "water_deepmd", path, 20, test_frames
+
+
+def markdown(records) -> str:
+    lines = ["| dataset | tier | n_train | E MAE (meV) | F MAE (meV/Å) | E RMSE (meV) | F RMSE (meV/Å) | params | "
+             "train time (s) | epochs | dtype |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        lines.append(f"| {r['dataset']} | {r['tier']} | {r['n_train']} | {r['e_mae_meV']:.2f} | {r['f_mae_meV_A']:.2f} "
+                     f"| {r['e_rmse_meV']:.2f} | {r['f_rmse_meV_A']:.2f} | {r['n_params']} | {r['train_seconds']:.0f} "
+                     f"| {r['epochs']} | {r['dtype']} |")
+    return "\n".join(lines) + "\n"
+
+
+def save_record(record, out: Path) -> list:
+    """Add one record to accuracy.json (locked read-modify-write: data sets may run in parallel)."""
+    result_file = out / "accuracy.json"
+    with open(out / ".accuracy.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        records = json.loads(result_file.read_text()) if result_file.is_file() else []
+        records = [r for r in records if (r["dataset"], r["tier"]) != (record["dataset"], record["tier"])]
+        records.append(record)
+        records.sort(key=lambda r: (r["dataset"], TIERS.index(r["tier"])))
+        result_file.write_text(json.dumps(records, indent=1) + "\n")
+        (out / "accuracy.md").write_text(markdown(records))
+    return records
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tiers", nargs="+", default=TIERS, choices=TIERS)
+    ap.add_argument("--datasets", nargs="+", default=["rmd17_ethanol", "water_deepmd"])
+    ap.add_argument("--minutes-scale", type=float, default=1.0, help="multiply every time budget")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    models = ROOT / "benchmarks" / "models"
+    models.mkdir(exist_ok=True)
+    records = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, train_file, n_valid, test_frames in datasets(Path(tmp)):
+            if name not in args.datasets:
+                continue
+            for tier in args.tiers:
+                epochs, eth_minutes, water_minutes, batch, lr = BUDGETS[tier]
+                minutes = eth_minutes if name == "rmd17_ethanol" else water_minutes
+                run_dir = Path(tmp) / f"{name}_{tier}"
+                if name == "water_deepmd":  # 192 atoms a frame: more, smaller steps per epoch
+                    batch, lr = 1, lr / 2
+                cfg = TrainConfig(data=str(train_file), out=str(run_dir), tier=tier, n_valid=n_valid, epochs=epochs,
+                                  batch_size=batch, lr=lr, dtype="float32", seed=0, threads=args.threads,
+                                  max_minutes=minutes * args.minutes_scale)
+                summary = train(cfg)
+                result = evaluate_model(run_dir / "best.pt", test_frames)
+                model, ckpt = load_checkpoint(run_dir / "best.pt")
+                compile_model(model, models / f"{name}_{tier}.pt", dtype="float64", checkpoint=ckpt,
+                              test_metrics=result["metrics"])
+                n_train = len(read_frames(train_file)) - n_valid
+                record = {"dataset": name, "tier": tier, "n_train": n_train, **result["metrics"],
+                          "n_params": summary["n_params"], "train_seconds": round(summary["seconds"], 1),
+                          "epochs": summary["epochs"], "dtype": "float32", "n_test": len(test_frames)}
+                records = save_record(record, out)
+                print(markdown([record]), flush=True)
+    print(markdown(records))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
