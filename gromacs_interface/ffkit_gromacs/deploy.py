@@ -178,8 +178,9 @@ def deploy_gromacs(source: str, version: Optional[str] = None, prefix: Optional[
     if (target / STAMP).is_file() and gmx.is_file():
         say(f"GROMACS {version} with NNPot (torch {torch_version()}) already built: {gmx}")
         return gmx
+    tarball = fetch_source(source, version, say)  # a bad --source is reported before the toolchain
     check_prerequisites()
-    source_dir = unpack(fetch_source(source, version, say), version, say)
+    source_dir = unpack(tarball, version, say)
     build_dir = cache_root() / "build" / f"{target.name}"
     build_dir.mkdir(parents=True, exist_ok=True)
     log = build_dir / "ffkit-build.log"
