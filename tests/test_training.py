@@ -105,11 +105,12 @@ def _cfg(out):
 
 @pytest.mark.slow
 def test_resume_after_sigkill_gives_the_same_model(tmp_path):
+    EPOCHS = 12  # long enough that the kill at epoch >= 2 lands mid-run on a fast machine
     straight = tmp_path / "straight"
-    r = _ffkit(*_train_args(straight, 6))
+    r = _ffkit(*_train_args(straight, EPOCHS))
     assert r.returncode == 0, r.stderr
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "ffkit", *map(str, _train_args(killed, 6))],
+    proc = subprocess.Popen([sys.executable, "-m", "ffkit", *map(str, _train_args(killed, EPOCHS))],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 120
@@ -120,11 +121,11 @@ def test_resume_after_sigkill_gives_the_same_model(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     saved = read_checkpoint(killed / "last.pt")["epoch"]
-    assert 2 <= saved < 6, "the kill must land mid-run"
-    r = _ffkit(*_train_args(killed, 6, ["--resume"]))
+    assert 2 <= saved < EPOCHS, "the kill must land mid-run"
+    r = _ffkit(*_train_args(killed, EPOCHS, ["--resume"]))
     assert r.returncode == 0, r.stderr
     a, b = read_checkpoint(straight / "last.pt"), read_checkpoint(killed / "last.pt")
-    assert b["epoch"] == 6 and [h["epoch"] for h in b["history"]] == list(range(1, 7))
+    assert b["epoch"] == EPOCHS and [h["epoch"] for h in b["history"]] == list(range(1, EPOCHS + 1))
     for key, value in a["model_state"].items():
         assert torch.equal(value, b["model_state"][key]), key
 
