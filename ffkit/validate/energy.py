@@ -156,6 +156,22 @@ def energy_series_from_lammps_log(path: str | Path, n_atoms: int | None = None,
     )
 
 
+def _has_edr_header(path: Path) -> bool:
+    """An edr file opens with its energy-term table: XDR int magic -55555, version, term count
+    (version 1 files open with the term count itself). Checked before pyedr reads the file, since
+    on arbitrary bytes pyedr trusts garbage counts and tries to allocate tens of GB.
+    """
+    import struct
+
+    head = path.read_bytes()[:12]
+    if len(head) < 12:
+        return False
+    first, second, third = struct.unpack(">iii", head)
+    if first == -55555:
+        return 1 <= second <= 100 and 0 < third < 100_000
+    return 0 < first < 100_000 and 0 < second < 1000  # version 1: term count, then a name's length
+
+
 def energy_series_from_edr(path: str | Path, n_atoms: int) -> EnergySeries:
     """Total energy (or the conserved energy when a thermostat is on) from a GROMACS edr file."""
     path = Path(path)
@@ -165,6 +181,9 @@ def energy_series_from_edr(path: str | Path, n_atoms: int) -> EnergySeries:
         from MDAnalysis.auxiliary.EDR import EDRReader
     except ImportError as exc:  # pragma: no cover - MDAnalysis always ships it
         raise ValidationInputError(f"MDAnalysis without EDR support: {exc}") from exc
+    if not _has_edr_header(path):
+        raise ValidationInputError(f"{path}: not a GROMACS edr file (its first frame header lacks the edr "
+                                   "magic numbers); pass the ener.edr written by gmx mdrun")
     try:
         reader = EDRReader(str(path), convert_units=True)
     except ImportError as exc:
