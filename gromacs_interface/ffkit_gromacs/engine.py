@@ -104,12 +104,17 @@ def run_gmx(gmx, args, cwd=None, check: bool = True, env=None, stdin: Optional[s
 
 
 def gromacs_error(text: str) -> str:
-    """GROMACS's WARNING/ERROR paragraphs and its 'Fatal error', each on one line (GROMACS wraps
-    lines at 80 columns), or the last lines of its output when it printed none of those."""
-    found = [m.group(1) for m in re.finditer(r"^((?:WARNING|ERROR) \d+ \[.*?)(?=\n\s*\n|\Z)", text, re.S | re.M)]
-    fatal = re.search(r"(Fatal error:.*?)(?:\n-{20,}|\Z)", text, re.S)
+    """GROMACS's WARNING/ERROR paragraphs and its fatal-error block, each on one line (GROMACS
+    wraps lines at 80 columns and puts blank lines inside model tracebacks), or the last lines of
+    its output when it printed none of those."""
+    stop = r"(?=^(?:WARNING|ERROR) \d+ \[|^-{20,}|^Fatal error:|\Z)"
+    found = [m.group(1) for m in re.finditer(r"^((?:WARNING|ERROR) \d+ \[.*?)" + stop, text, re.S | re.M)]
+    fatal = re.search(r"^Program:.*?\n\s*\n(.*?)(?:^-{20,}|\Z)", text, re.S | re.M)
     if fatal:
         found.append(fatal.group(1))
+    tail = re.search(r"^(Fatal error:.*?)(?:^-{20,}|\Z)", text, re.S | re.M)
+    if tail:
+        found.append(tail.group(1))
     if not found:
         return "\n".join(text.strip().splitlines()[-15:])
     return "\n".join(" ".join(paragraph.split()) for paragraph in found)
