@@ -54,15 +54,17 @@ def write_extxyz(frames, path: Path) -> None:
     write(path, images, format="extxyz")
 
 
-def datasets(tmp: Path):
-    """(name, train file, n_valid, test frames) for each reference data set."""
-    ethanol = SHARED / "rmd17_ethanol"
-    yield "rmd17_ethanol", ethanol / "train.xyz", 50, read_frames(ethanol / "test_MD.xyz")
-    water = read_frames(SHARED / "water_deepmd" / "water.extxyz")
-    train_frames, test_frames = split_frames(water, 0.1, seed=0)
-    path = tmp / "water_train.xyz"
-    write_extxyz(train_frames, path)
-    yield "water_deepmd", path, 20, test_frames
+def datasets(tmp: Path, names):
+    """(name, train file, n_valid, test frames) for each selected reference data set."""
+    if "rmd17_ethanol" in names:
+        ethanol = SHARED / "rmd17_ethanol"
+        yield "rmd17_ethanol", ethanol / "train.xyz", 50, read_frames(ethanol / "test_MD.xyz")
+    if "water_deepmd" in names:
+        water = read_frames(SHARED / "water_deepmd" / "water.extxyz")
+        train_frames, test_frames = split_frames(water, 0.1, seed=0)
+        path = tmp / "water_train.xyz"
+        write_extxyz(train_frames, path)
+        yield "water_deepmd", path, 20, test_frames
 
 
 def markdown(records) -> str:
@@ -103,9 +105,7 @@ def main() -> int:
     models.mkdir(exist_ok=True)
     records = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, train_file, n_valid, test_frames in datasets(Path(tmp)):
-            if name not in args.datasets:
-                continue
+        for name, train_file, n_valid, test_frames in datasets(Path(tmp), args.datasets):
             for tier in args.tiers:
                 epochs, eth_minutes, water_minutes, batch, lr = BUDGETS[tier]
                 minutes = eth_minutes if name == "rmd17_ethanol" else water_minutes

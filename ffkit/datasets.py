@@ -335,7 +335,6 @@ def _read_deepmd_system(system: Path) -> list:
         raise DataError(f"{system / 'type.raw'}, atom {atom}: type {types[atom]} but type_map.raw "
                         f"lists {len(symbols)} elements ({', '.join(symbols)}); add the missing element")
     numbers = np.array([atomic_numbers[s] for s in symbols], dtype=np.int64)[types]
-    n = len(numbers)
     periodic = not (system / "nopbc").exists()
     sets = sorted(d for d in system.glob("set.*") if d.is_dir())
     if not sets:

@@ -10,7 +10,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from ase.io import read
 
 from ffkit import bundled
 from ffkit.artifact import read_metadata
