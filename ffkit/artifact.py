@@ -18,6 +18,7 @@ from torch import nn
 from . import __version__
 from .errors import FFKitError
 from .model.forcefield import ForceField
+from .model.tabulated import tabulate_pair_terms
 
 FORMAT = "ffkit-artifact"
 FORMAT_VERSION = 1
@@ -37,7 +38,7 @@ class LammpsConvention(nn.Module):
         self.ffkit_format_version: int = FORMAT_VERSION
         self.cutoff: float = float(model.cutoff)
         self.species: List[int] = list(model.species)
-        self.dtype_name: str = str(next(model.parameters()).dtype).replace("torch.", "")
+        self.dtype_name: str = str(model.reference_energies.dtype).replace("torch.", "")
         self.energy_unit: str = UNITS["energy"]
         self.length_unit: str = UNITS["length"]
 
@@ -83,14 +84,26 @@ def metadata(model: ForceField, engine: str, dtype: torch.dtype, checkpoint: Opt
     return meta
 
 
+def checkpoint_metrics(checkpoint: Dict[str, Any]) -> Dict[str, float]:
+    """The validation metrics of a checkpoint's last epoch, recorded as the artifact's test_metrics."""
+    history = checkpoint.get("history") or [{}]
+    return {k: v for k, v in history[-1].items() if k.startswith("valid_")}
+
+
 def compile_model(model: ForceField, path, dtype: str = "float64", checkpoint: Optional[Dict[str, Any]] = None,
-                  test_metrics: Optional[Dict[str, float]] = None) -> Dict[str, Any]:
-    """Write the LAMMPS-convention artifact of `model` in `dtype`; returns its metadata."""
+                  test_metrics: Optional[Dict[str, float]] = None, tabulate: bool = True) -> Dict[str, Any]:
+    """Write the LAMMPS-convention artifact of `model` in `dtype`; returns its metadata.
+
+    With `tabulate`, the pairwise terms run as one spline table (ffkit.model.tabulated); the
+    table's measured interpolation error goes into the metadata.
+    """
     torch_dtype = {"float32": torch.float32, "float64": torch.float64}.get(dtype)
     if torch_dtype is None:
         raise FFKitError(f"--dtype must be float32 or float64, not {dtype!r}")
-    module = LammpsConvention(copy.deepcopy(model).to(torch_dtype).eval())
-    meta = metadata(model, "lammps", torch_dtype, checkpoint, test_metrics)
+    tabulated = tabulate_pair_terms(model) if tabulate else {"model": model, "tabulated": None}
+    module = LammpsConvention(copy.deepcopy(tabulated["model"]).to(torch_dtype).eval())
+    meta = metadata(model, "lammps", torch_dtype, checkpoint, test_metrics,
+                    extra={"pair_table": tabulated["tabulated"]})
     scripted = torch.jit.script(module)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

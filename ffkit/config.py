@@ -31,7 +31,7 @@ class TrainConfig:
     forces_key: str = "forces"
     energy_unit: str = "eV"
     length_unit: str = "angstrom"
-    threads: Optional[int] = None
+    threads: Optional[int] = 1            # torch threads; 1 is fastest for small frames
     max_minutes: Optional[float] = None   # stop (and save) after the epoch that crosses this
     max_frames: Optional[int] = None      # use only the first N frames of `data` (quick runs)
     progress: bool = True

@@ -179,13 +179,34 @@ class Trainer:
                 feats = term.features(sample.species, sample.edge_index[:, keep], vectors[keep], lengths[keep],
                                       sample.n_atoms)
                 term.readout.set_statistics(feats, force_rms)
+        self._refit_reference_energies(sample)
+
+    def _refit_reference_energies(self, sample: Graph) -> None:
+        """Absorb the initial model's mean energy per element into the reference energies.
+
+        The terms start with a nonzero energy per atom; left to the optimiser, that offset costs
+        many epochs (worst in condensed phases, where it multiplies by hundreds of atoms).
+        """
+        with torch.enable_grad():
+            energy, _ = energy_and_forces(self.model, sample)
+        counts = torch.zeros(sample.n_frames, len(self.species), dtype=torch.float64)
+        counts.index_put_((sample.batch, sample.species), torch.ones(sample.n_atoms, dtype=torch.float64),
+                          accumulate=True)
+        residual = (sample.energy - energy.detach()).double().unsqueeze(-1)
+        shift = torch.linalg.lstsq(counts, residual, driver="gelsd").solution.squeeze(-1)
+        self.model.reference_energies.add_(shift.to(self.model.reference_energies.dtype))
 
     def _make_scheduler(self):
         cfg = self.cfg
         floor = cfg.lr_min_factor
 
         def factor(epoch: int) -> float:
-            progress = min(epoch / max(cfg.epochs, 1), 1.0)
+            # with a wall-time budget the decay follows whichever budget runs out first, so a run
+            # stopped by `max_minutes` still ends annealed (at the price of bitwise reproducibility)
+            progress = epoch / max(cfg.epochs, 1)
+            if cfg.max_minutes:
+                progress = max(progress, self.elapsed / (60.0 * cfg.max_minutes))
+            progress = min(progress, 1.0)
             return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
 
@@ -268,9 +289,9 @@ class Trainer:
         stopped_early = False
         while self.epoch < cfg.epochs:
             train_loss = self._train_epoch(wrapped)
+            self.elapsed = time.perf_counter() - started
             self.scheduler.step()
             self.epoch += 1
-            self.elapsed = time.perf_counter() - started
             record = {"epoch": self.epoch, "loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"],
                       "seconds": self.elapsed}
             if self.valid_graphs:

@@ -18,7 +18,8 @@ class ForceField(nn.Module):
         self.term_names: List[str] = list(terms.keys())
         self.terms = nn.ModuleList(list(terms.values()))
         self.cutoff: float = max(float(t.cutoff) for t in terms.values())
-        self.register_buffer("reference_energies", torch.tensor(reference_energies, dtype=torch.float64))
+        # learnable: a fitted offset is only a start (the terms add their own mean energy)
+        self.reference_energies = nn.Parameter(torch.tensor(reference_energies, dtype=torch.float64))
 
     def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                 n_atoms: int) -> torch.Tensor:

@@ -4,7 +4,7 @@ For atom i, channel k and rank l <= l_max: M_k^(l) = sum_j R_k(r_ij) r^_ij (x) .
 stored by its unique Cartesian monomials x^a y^b z^c (a+b+c = l), as in moment tensor potentials.
 Contracting two rank-l moments gives sum_jj' R R' (cos theta_jj')^l, so ranks up to l_max resolve
 bond angles up to that polynomial degree. R_k is a learned mix of a Bessel basis that depends on
-the neighbour's element. All per-edge work of the ML terms happens here; the rest is per atom.
+the elements of both atoms. All per-edge work of the ML terms happens here; the rest is per atom.
 """
 
 import math
@@ -38,24 +38,49 @@ class CartesianMoments(nn.Module):
         self.l_max = l_max
         self.cutoff = float(cutoff)
         self.basis = BesselBasis(cutoff, n_basis)
-        self.radial_weights = nn.Parameter(torch.randn(n_basis, n_species * n_channels) / n_basis ** 0.5)
+        # one radial mix per (centre, neighbour) element pair, as in ACE
+        self.radial_weights = nn.Parameter(torch.randn(n_basis, n_species * n_species * n_channels) / n_basis ** 0.5)
         self.inv_neighbors = 1.0 / float(avg_neighbors)
         exps, _, _ = monomials(l_max)
-        self.register_buffer("exponents", exps)
+        self.register_buffer("columns", (3 * exps + torch.arange(3)).t().contiguous())
 
     def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                 lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
         """Moments (N, K, M) over the monomials of `monomials(l_max)`, divided by the mean neighbour count."""
         k = self.n_channels
-        radial = (self.basis(lengths) @ self.radial_weights).view(-1, self.n_species, k)
-        radial = radial.gather(1, species[edge_index[1]].view(-1, 1, 1).expand(-1, 1, k)).squeeze(1)
+        pair = species[edge_index[0]] * self.n_species + species[edge_index[1]]
+        radial = (self.basis(lengths) @ self.radial_weights).view(-1, self.n_species * self.n_species, k)
+        radial = radial.gather(1, pair.view(-1, 1, 1).expand(-1, 1, k)).squeeze(1)
         radial = radial * self.inv_neighbors
         unit = vectors / lengths.unsqueeze(-1)
         # powers[e, p, d] = unit[e, d]^p by repeated products (pow() has NaN gradients at 0^0)
         powers = [torch.ones_like(unit)]
         for _ in range(self.l_max):
             powers.append(powers[-1] * unit)
-        p = torch.stack(powers, dim=1)
-        mono = (p[:, self.exponents[:, 0], 0] * p[:, self.exponents[:, 1], 1] * p[:, self.exponents[:, 2], 2])
-        moments = torch.zeros(n_atoms, k, mono.shape[1], dtype=vectors.dtype, device=vectors.device)
-        return moments.index_add(0, edge_index[0], radial.unsqueeze(-1) * mono.unsqueeze(1))
+        p = torch.stack(powers, dim=1).flatten(1)  # column 3 * power + axis
+        mono = (p.index_select(1, self.columns[0]) * p.index_select(1, self.columns[1])
+                * p.index_select(1, self.columns[2]))
+        if radial.shape[0] == 0:
+            return torch.zeros(n_atoms, k, mono.shape[1], dtype=vectors.dtype, device=vectors.device)
+        slots, width = neighbour_slots(edge_index[0], n_atoms)
+        padded_radial = torch.zeros(n_atoms * width, k, dtype=radial.dtype).index_copy(0, slots, radial)
+        padded_mono = torch.zeros(n_atoms * width, mono.shape[1], dtype=mono.dtype).index_copy(0, slots, mono)
+        return torch.bmm(padded_radial.view(n_atoms, width, k).transpose(1, 2), padded_mono.view(n_atoms, width, -1))
+
+
+def neighbour_slots(centres: torch.Tensor, n_atoms: int) -> Tuple[torch.Tensor, int]:
+    """Row-major slot (centre * width + rank among the centre's edges) of each edge, and the width.
+
+    Summing over neighbours as a batched matrix product over these padded rows avoids
+    materialising an (edges x channels x monomials) tensor: it is the hot path's largest saving.
+    """
+    counts = torch.bincount(centres, minlength=n_atoms)
+    width = int(counts.max())
+    starts = torch.cumsum(counts, 0) - counts
+    if bool((centres[1:] >= centres[:-1]).all()):
+        rank = torch.arange(centres.shape[0], device=centres.device) - starts[centres]
+    else:
+        order = torch.argsort(centres, stable=True)
+        rank = torch.empty_like(centres)
+        rank[order] = torch.arange(centres.shape[0], device=centres.device) - starts[centres[order]]
+    return centres * width + rank, width

@@ -7,10 +7,10 @@ the `mm` tier and the short-range backbone of the others.
 import torch
 from torch import nn
 
-from .radial import BesselBasis, half_to_centres, pair_index, symmetric_pair_table
+from .radial import BesselBasis, PairTerm, pair_index, symmetric_pair_table
 
 
-class PairML(nn.Module):
+class PairML(PairTerm):
     def __init__(self, n_species: int, cutoff: float, n_basis: int = 12):
         super().__init__()
         self.n_species = n_species
@@ -18,9 +18,7 @@ class PairML(nn.Module):
         self.basis = BesselBasis(cutoff, n_basis)
         self.weights = nn.Parameter(torch.zeros(n_species, n_species, n_basis))
 
-    def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
-                lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
+    def pair_energy(self, first: torch.Tensor, second: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         table = symmetric_pair_table(self.weights).reshape(self.n_species * self.n_species, -1)
-        w = table[pair_index(species, edge_index, self.n_species)]
-        energy = (w * self.basis(lengths)).sum(-1)
-        return half_to_centres(energy, edge_index[0], n_atoms)
+        w = table[pair_index(first, second, self.n_species)]
+        return (w * self.basis(r)).sum(-1)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from ase.data import covalent_radii
 from torch import nn
 
-from .radial import PolynomialEnvelope, half_to_centres, pair_index, symmetric_pair_table
+from .radial import PairTerm, PolynomialEnvelope, pair_index, symmetric_pair_table
 
 COULOMB_EV_A = 14.399645  # e^2 / (4 pi eps0) in eV Å
 
@@ -26,7 +26,7 @@ def _inverse_softplus(x: torch.Tensor) -> torch.Tensor:
     return x + torch.log(-torch.expm1(-x))
 
 
-class ZBLRepulsion(nn.Module):
+class ZBLRepulsion(PairTerm):
     """Universal (ZBL) screened nuclear repulsion, switched off below bonding distances.
 
     It is what keeps MD stable when two atoms come closer than any training frame: the ML terms
@@ -50,10 +50,8 @@ class ZBLRepulsion(nn.Module):
         self.raw_scale = nn.Parameter(_inverse_softplus(torch.ones(len(species), len(species))))
         self.cutoff = float((0.9 * dcov).max())
 
-    def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
-                lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
-        pidx = pair_index(species, edge_index, self.n_species)
-        r = lengths
+    def pair_energy(self, first: torch.Tensor, second: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        pidx = pair_index(first, second, self.n_species)
         x = r / self.screening[pidx]
         phi = (0.18175 * torch.exp(-3.19980 * x) + 0.50986 * torch.exp(-0.94229 * x)
                + 0.28022 * torch.exp(-0.40290 * x) + 0.02817 * torch.exp(-0.20162 * x))
@@ -62,11 +60,10 @@ class ZBLRepulsion(nn.Module):
         t = torch.clamp((r - r_on) / (r_off - r_on), 0.0, 1.0)
         switch = 1.0 - t * t * t * (10.0 - 15.0 * t + 6.0 * t * t)  # C2 smoothstep, 1 -> 0
         scale = F.softplus(symmetric_pair_table(self.raw_scale)).flatten()[pidx]
-        energy = scale * self.nuclear_coulomb[pidx] / r * phi * switch
-        return half_to_centres(energy, edge_index[0], n_atoms)
+        return scale * self.nuclear_coulomb[pidx] / r * phi * switch
 
 
-class Dispersion(nn.Module):
+class Dispersion(PairTerm):
     """Rational-damped C6 dispersion, -C6_ab / (r^6 + R0_ab^6), enveloped to zero at the cutoff.
 
     C6_ab = sqrt(C6_a C6_b) with per-element C6 starting at Grimme-D2 values; R0_ab learnable.
@@ -81,18 +78,15 @@ class Dispersion(nn.Module):
         self.raw_r0 = nn.Parameter(_inverse_softplus(torch.full((len(species), len(species)), 2.5)))
         self.envelope = PolynomialEnvelope(cutoff)
 
-    def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
-                lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
+    def pair_energy(self, first: torch.Tensor, second: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         c6 = F.softplus(self.raw_c6)
         c6_pair = torch.sqrt(c6[:, None] * c6[None, :]).flatten()
         r0 = F.softplus(symmetric_pair_table(self.raw_r0)).flatten()
-        pidx = pair_index(species, edge_index, self.n_species)
-        r0p = r0[pidx]
-        energy = -c6_pair[pidx] / (lengths.pow(6) + r0p.pow(6)) * self.envelope(lengths)
-        return half_to_centres(energy, edge_index[0], n_atoms)
+        pidx = pair_index(first, second, self.n_species)
+        return -c6_pair[pidx] / (r.pow(6) + r0[pidx].pow(6)) * self.envelope(r)
 
 
-class DampedShiftedCoulomb(nn.Module):
+class DampedShiftedCoulomb(PairTerm):
     """Coulomb between learnable per-element charges, damped shifted force (Fennell & Gezelter 2006).
 
     DSF makes energy and force go to zero at the cutoff, so electrostatics stays local (one ghost
@@ -111,11 +105,8 @@ class DampedShiftedCoulomb(nn.Module):
         self.shift = erfc_rc / rc
         self.force_shift = erfc_rc / rc ** 2 + 2.0 * alpha / math.sqrt(math.pi) * math.exp(-(alpha * rc) ** 2) / rc
 
-    def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
-                lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
-        q = self.charges[species]
-        qq = q[edge_index[0]] * q[edge_index[1]]
-        r = lengths
+    def pair_energy(self, first: torch.Tensor, second: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        qq = self.charges[first] * self.charges[second]
         kernel = torch.erfc(self.alpha * r) / r - self.shift + self.force_shift * (r - self.cutoff)
         kernel = torch.where(r < self.cutoff, kernel, torch.zeros_like(kernel))
-        return half_to_centres(self.coulomb_constant * qq * kernel, edge_index[0], n_atoms)
+        return self.coulomb_constant * qq * kernel

@@ -36,7 +36,8 @@ class BesselBasis(nn.Module):
     def __init__(self, cutoff: float, n_basis: int):
         super().__init__()
         self.cutoff = float(cutoff)
-        self.register_buffer("frequencies", torch.arange(1, n_basis + 1, dtype=torch.get_default_dtype()) * math.pi / cutoff)
+        frequencies = torch.arange(1, n_basis + 1, dtype=torch.get_default_dtype()) * math.pi / cutoff
+        self.register_buffer("frequencies", frequencies)
         self.prefactor = math.sqrt(2.0 / cutoff)
         self.envelope = PolynomialEnvelope(cutoff)
 
@@ -46,9 +47,9 @@ class BesselBasis(nn.Module):
         return basis * self.envelope(r)
 
 
-def pair_index(species: torch.Tensor, edge_index: torch.Tensor, n_species: int) -> torch.Tensor:
-    """Index of the ordered element pair (Z_i, Z_j) of each edge, in [0, n_species**2)."""
-    return species[edge_index[0]] * n_species + species[edge_index[1]]
+def pair_index(first: torch.Tensor, second: torch.Tensor, n_species: int) -> torch.Tensor:
+    """Index of the ordered element pair (first, second) of each edge, in [0, n_species**2)."""
+    return first * n_species + second
 
 
 def symmetric_pair_table(table: torch.Tensor) -> torch.Tensor:
@@ -60,3 +61,19 @@ def half_to_centres(pair_energy: torch.Tensor, centres: torch.Tensor, n_atoms: i
     """Give each atom half of every pair energy it is the centre of (the full list holds i->j and j->i)."""
     out = torch.zeros(n_atoms, dtype=pair_energy.dtype, device=pair_energy.device)
     return out.index_add(0, centres, 0.5 * pair_energy)
+
+
+class PairTerm(nn.Module):
+    """A term whose energy is a sum over pairs of phi_ab(r): what `ffkit compile` can tabulate.
+
+    Subclasses define `pair_energy(first, second, r)` (species indices of both ends, distance) for
+    one direction of each pair; the full neighbour list holds both, so each end gets half.
+    """
+
+    def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
+                lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
+        energy = self.pair_energy(species[edge_index[0]], species[edge_index[1]], lengths)
+        return half_to_centres(energy, edge_index[0], n_atoms)
+
+    def pair_energy(self, first: torch.Tensor, second: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
