@@ -90,6 +90,7 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.dtype = DTYPES[cfg.dtype]
+        self.elapsed = 0.0  # training seconds so far (restored on resume); the LR schedule reads it
         self.out.mkdir(parents=True, exist_ok=True)
         self._load_data()
         last = self.out / "last.pt"
@@ -158,7 +159,6 @@ class Trainer:
         self.epoch = 0
         self.history: List[Dict[str, float]] = []
         self.best = math.inf
-        self.elapsed = 0.0
 
     def _mean_neighbours(self, cutoff: float) -> float:
         counts = [int((torch.linalg.vector_norm(g.positions[g.edge_index[1]] - g.positions[g.edge_index[0]]
@@ -224,6 +224,7 @@ class Trainer:
         if ckpt.get("ema_state") is not None:
             self.ema = copy.deepcopy(self.model)
             load_state(self.ema, ckpt["ema_state"], self.out / "last.pt")
+        self.elapsed = ckpt.get("elapsed", 0.0)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, amsgrad=True)
         self.scheduler = self._make_scheduler()  # before loading: creating it resets the learning rate
         self.optimizer.load_state_dict(ckpt["optimizer_state"])
@@ -231,7 +232,6 @@ class Trainer:
         self.epoch = ckpt["epoch"]
         self.history = ckpt["history"]
         self.best = ckpt["best"]
-        self.elapsed = ckpt.get("elapsed", 0.0)
         torch.set_rng_state(ckpt["rng"]["torch"])
 
     # -- loop -----------------------------------------------------------------------------
