@@ -5,7 +5,7 @@ called with the LAMMPS convention, and ghost forces are folded back onto their o
 numbers from Python, LAMMPS and GROMACS can be compared on identical frames.
 """
 
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -17,12 +17,18 @@ from .neighbors import ghost_layout
 
 
 class FFKitCalculator(Calculator):
+    """ASE calculator of an artifact; a committee artifact also gives results["forces_std"] (per atom) and
+    results["max_force_std"] (eV/Å), the spread of the members' forces that flags extrapolation."""
+
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
     def __init__(self, model_path, threads: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
         self.model_path = str(model_path)
         self.module, self.metadata = load_artifact(model_path, engine="lammps")
+        self.committee = "committee" in self.metadata
+        if self.committee:
+            self.implemented_properties = self.implemented_properties + ["forces_std", "max_force_std"]
         self.dtype = {"float32": torch.float32, "float64": torch.float64}[self.metadata["dtype"]]
         self.cutoff = float(self.metadata["cutoff"])
         self.lookup: Dict[int, int] = {int(z): i for i, z in enumerate(self.metadata["species"])}
@@ -48,13 +54,19 @@ class FFKitCalculator(Calculator):
         all_species = torch.from_numpy(species[layout.owner])
         edge_index = torch.from_numpy(np.ascontiguousarray(layout.edge_index, dtype=np.int64))
         want_stress = "stress" in properties and pbc.all()
-        atom_energy, forces, virial = self.module(positions, all_species, edge_index, n, want_stress)
+        if self.committee:
+            atom_energy, forces, virial, member_forces = self.module.forward_committee(
+                positions, all_species, edge_index, n, want_stress)
+        else:
+            atom_energy, forces, virial = self.module(positions, all_species, edge_index, n, want_stress)
         forces = forces.detach().double().numpy()
         folded = np.zeros((n, 3))
         np.add.at(folded, layout.owner, forces)
         energies = atom_energy.detach().double().numpy()
         self.results = {"energy": float(energies.sum()), "free_energy": float(energies.sum()),
                         "energies": energies, "forces": folded}
+        if self.committee:
+            self.results.update(force_spread(member_forces.detach().double().numpy(), layout.owner, n))
         if want_stress:
             v = virial.detach().double().numpy().sum(0)
             w = np.array([[v[0], v[3], v[4]], [v[3], v[1], v[5]], [v[4], v[5], v[2]]])
@@ -63,3 +75,12 @@ class FFKitCalculator(Calculator):
         elif "stress" in properties:
             from ase.calculators.calculator import PropertyNotImplementedError
             raise PropertyNotImplementedError("stress needs a periodic cell in all three directions")
+
+
+def force_spread(member_forces: np.ndarray, owner: np.ndarray, n_local: int) -> Dict[str, Any]:
+    """Per-atom spread of committee forces, after folding ghost forces onto their owners (as LAMMPS's reverse
+    communication does): sqrt of the mean over members and components of (F_m - mean F)^2."""
+    folded = np.zeros((n_local,) + member_forces.shape[::2])
+    np.add.at(folded, owner, member_forces.transpose(1, 0, 2))
+    std = np.sqrt(((folded - folded.mean(axis=1, keepdims=True)) ** 2).mean(axis=(1, 2)))
+    return {"forces_std": std, "max_force_std": float(std.max()) if n_local else 0.0}

@@ -65,18 +65,25 @@ def _test(args) -> int:
 
 
 def _compile(args) -> int:
-    from .artifact import compile_model
+    from .artifact import checkpoint_metrics, compile_model
     from .checkpoints import load_checkpoint
 
-    model, ckpt = load_checkpoint(args.checkpoint)
-    history = ckpt.get("history") or [{}]
-    metrics = {k: v for k, v in history[-1].items() if k.startswith("valid_")}
-    if args.engine == "lammps":
-        meta = compile_model(model, args.out, dtype=args.dtype, checkpoint=ckpt, test_metrics=metrics)
+    if len(args.checkpoint) > 1:
+        if args.engine != "lammps":
+            raise FFKitError(f"a committee ({len(args.checkpoint)} models) is compiled for --engine lammps only; "
+                             f"--engine {args.engine} takes one checkpoint")
+        from .committee import compile_committee
+        meta = compile_committee(args.checkpoint, args.out, dtype=args.dtype)
     else:
-        from ffkit_gromacs.nnpot import compile_nnpot_from_checkpoint
-        meta = compile_nnpot_from_checkpoint(model, ckpt, args.out, layout=args.layout, test_metrics=metrics)
-    print(f"wrote {args.out}: {meta['engine']} artifact, species {' '.join(meta['species_symbols'])}, "
+        model, ckpt = load_checkpoint(args.checkpoint[0])
+        metrics = checkpoint_metrics(ckpt)
+        if args.engine == "lammps":
+            meta = compile_model(model, args.out, dtype=args.dtype, checkpoint=ckpt, test_metrics=metrics)
+        else:
+            from ffkit_gromacs.nnpot import compile_nnpot_from_checkpoint
+            meta = compile_nnpot_from_checkpoint(model, ckpt, args.out, layout=args.layout, test_metrics=metrics)
+    committee = f"committee of {meta['committee']['size']} models, " if "committee" in meta else ""
+    print(f"wrote {args.out}: {meta['engine']} artifact, {committee}species {' '.join(meta['species_symbols'])}, "
           f"cutoff {meta['cutoff']} Å, {meta['dtype']}, {meta['n_params']} parameters")
     return 0
 
@@ -92,6 +99,12 @@ def _demo(args) -> int:
     from .demo import run_demo
 
     return run_demo(args)
+
+
+def _bench(args) -> int:
+    from .bench import run_bench
+
+    return run_bench(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_test)
 
     p = sub.add_parser("compile", help="checkpoint -> TorchScript artifact with metadata")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", nargs="+", help="a checkpoint; several (checkpoints or LAMMPS artifacts) make a "
+                   "committee artifact whose force spread flags extrapolation")
     p.add_argument("--out", required=True)
     p.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     p.add_argument("--engine", default="lammps", choices=["lammps", "gromacs"])
@@ -143,6 +157,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="ffkit_demo")
     p.add_argument("--epochs", type=int, default=None)
     p.set_defaults(func=_demo)
+
+    from .bench import BUDGETS
+
+    p = sub.add_parser("bench", help="speed-accuracy front: test errors, and speed in LAMMPS against the MM anchor")
+    p.add_argument("--data", required=True, help="training data; the timed box is built from its frame 0")
+    p.add_argument("--test", help="test data (default: hold out a seeded 10%% of --data)")
+    p.add_argument("--tiers", nargs="+", choices=list(BUDGETS),
+                   help="train these tiers first (default: all four, unless --models)")
+    p.add_argument("--models", nargs="+", help="compiled LAMMPS artifacts to measure instead of training")
+    p.add_argument("--system", help="periodic structure file (extxyz, ...) to time instead of a box built from "
+                   "--data; replicated up to --atoms")
+    p.add_argument("--atoms", type=int, default=5000, help="minimum atoms in the timed box (default 5000)")
+    p.add_argument("--density", type=float, help="g/cm³ for packing molecules (default: ethanol 0.789, water 0.997)")
+    p.add_argument("--steps", type=int, help="timed MD steps per run (default: calibrated to ~4 s a run)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved timing repeats; medians are reported")
+    p.add_argument("--epochs", type=int, help="training epochs per tier (default: the accuracy benchmark's)")
+    p.add_argument("--minutes", type=float, help="training wall-time budget per tier (default: the benchmark's)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="dtype of trained artifacts")
+    p.add_argument("--out", default="ffkit_bench/", help="output path stem OUT (OUT.csv, .json, .md, .png) or a "
+                   "directory (DIR/pareto.*); work files go to OUT_work/")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    _add_data_options(p)
+    p.set_defaults(func=_bench)
 
     from ffkit_gromacs import deploy, doctor
 

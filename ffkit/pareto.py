@@ -7,8 +7,8 @@ more accurate.
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Sequence
 
 # Published rMD17 ethanol test errors (meV, meV/Å; 950 train + 50 validation frames; MACE NeurIPS
 # 2022 Table 1, Allegro Nat. Commun. 2023 Table 1) and the CPU cost measured on this machine in
@@ -22,16 +22,17 @@ PEERS_ETHANOL = [
     {"name": "PaiNN", "f_mae_meV_A": 10.0, "e_mae_meV": 2.7, "cost_factor": 183.0},
     {"name": "MACE (S)", "f_mae_meV_A": 2.1, "e_mae_meV": 0.4, "cost_factor": 408.0},
 ]
+CHEMICAL_ACCURACY = 43.4  # meV/Å: 1 kcal/mol/Å
 PEER_SOURCE = ("accuracy: rMD17 ethanol, MACE NeurIPS 2022 Table 1 / Allegro Nat. Commun. 2023 Table 1 "
                "(official splits); cost: DESIGN.md §2, PyTorch 2.13 CPU float32 1536-atom water, "
                "x 20 µs/atom/step torch MM")
 
 
-def peer_points() -> List[Dict]:
+def peer_points() -> list[dict]:
     return [{**p, "us_per_atom_step": p["cost_factor"] * TORCH_MM_US_PER_ATOM_STEP} for p in PEERS_ETHANOL]
 
 
-def pareto_front(points: Sequence[Dict], x: str = "us_per_atom_step", y: str = "f_mae_meV_A") -> List[Dict]:
+def pareto_front(points: Sequence[dict], x: str = "us_per_atom_step", y: str = "f_mae_meV_A") -> list[dict]:
     """Points not dominated by any other (faster and at least as accurate), sorted by cost."""
     ordered = sorted(points, key=lambda p: (p[x], p[y]))
     front, best = [], float("inf")
@@ -42,62 +43,83 @@ def pareto_front(points: Sequence[Dict], x: str = "us_per_atom_step", y: str = "
     return front
 
 
-def plot(records: Sequence[Dict], mm_us: float, path: Path, title: str, peers: Sequence[Dict] = ()) -> None:
+def plot(records: Sequence[dict], mm_us: float, path: Path, title: str, peers: Sequence[dict] = (),
+         anchor_label: str = "MM anchor") -> None:
+    """Cost (log x) against force MAE (log y): tiers, their front, the anchor, chemical accuracy, peers."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(8, 5.5))
     xs = [r["us_per_atom_step"] for r in records]
     ys = [r["f_mae_meV_A"] for r in records]
     ax.scatter(xs, ys, s=60, color="C0", zorder=3, label="ffkit tiers (measured here)")
     for r in records:
-        ax.annotate(r["tier"], (r["us_per_atom_step"], r["f_mae_meV_A"]), textcoords="offset points",
-                    xytext=(6, 4), fontsize=9)
+        ax.annotate(f"{r['tier']} ({r['us_per_atom_step'] / mm_us:.3g}× MM)", (r["us_per_atom_step"], r["f_mae_meV_A"]),
+                    textcoords="offset points", xytext=(6, 4), fontsize=9)
     front = pareto_front(records)
     ax.step([p["us_per_atom_step"] for p in front], [p["f_mae_meV_A"] for p in front], where="post", color="C0",
             lw=1, alpha=0.7, label="Pareto front (ffkit)")
     if peers:
         ax.scatter([p["us_per_atom_step"] for p in peers], [p["f_mae_meV_A"] for p in peers], marker="s",
-                   facecolors="none", edgecolors="C3", s=50, label="peers: published accuracy, cost measured here")
+                   facecolors="none", edgecolors="C3", s=50,
+                   label="peers: published accuracy, torch cost measured here")
         for p in peers:
             ax.annotate(p["name"], (p["us_per_atom_step"], p["f_mae_meV_A"]), textcoords="offset points",
                         xytext=(6, -10), fontsize=8, color="C3")
-    ax.axvline(mm_us, color="k", ls="--", lw=1, label=f"MM anchor ({mm_us:.1f} µs/atom/step)")
-    ax.axhline(43.4, color="C2", ls=":", lw=1, label="1 kcal/mol/Å (43.4 meV/Å)")
+    ax.axvline(mm_us, color="k", ls="--", lw=1, label=f"{anchor_label} ({mm_us:.3g} µs/atom/step)")
+    ax.axhline(CHEMICAL_ACCURACY, color="C2", ls=":", lw=1, label="chemical accuracy, 1 kcal/mol/Å (43.4 meV/Å)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("cost in the engine (µs per atom per step, 1 core)")
+    ax.set_xlabel("cost in LAMMPS (µs per atom per MD step, 1 core)")
     ax.set_ylabel("force MAE on held-out frames (meV/Å)")
+    ax.margins(x=0.12, y=0.12)
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
 
 
-def write_tables(records: Sequence[Dict], peers: Sequence[Dict], stem: Path) -> None:
-    """stem.csv, stem.json and stem.md: one row per tier (and per peer in json/md)."""
-    keys = ["tier", "us_per_atom_step", "ratio_to_mm", "ns_per_day", "f_mae_meV_A", "e_mae_meV", "n_params",
-            "on_front"]
+CSV_KEYS = ["tier", "us_per_atom_step", "ratio_to_mm", "ns_per_day", "f_mae_meV_A", "f_rmse_meV_A", "e_mae_meV",
+            "e_rmse_meV", "n_params", "dtype", "atoms", "model", "on_front"]
+
+
+def write_tables(records: Sequence[dict], peers: Sequence[dict], stem: Path, anchor: dict | None = None,
+                 setup: dict | None = None) -> None:
+    """stem.csv, stem.json and stem.md: one row per tier, then the MM anchor, then the peers (json, md).
+
+    `setup` (what was measured on what, as short strings) goes into the json and above the md table.
+    """
     front = {id(p) for p in pareto_front(records)}
     rows = [{**r, "on_front": id(r) in front} for r in records]
+    anchor_row = {**anchor, "tier": "mm-anchor", "ratio_to_mm": 1.0} if anchor else None
     with open(f"{stem}.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+        writer = csv.DictWriter(fh, fieldnames=CSV_KEYS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
-    Path(f"{stem}.json").write_text(json.dumps({"tiers": rows, "peers": list(peers), "peer_source": PEER_SOURCE},
+        writer.writerows(rows + ([anchor_row] if anchor_row else []))
+    Path(f"{stem}.json").write_text(json.dumps({"setup": setup or {}, "tiers": rows, "anchor": anchor_row,
+                                                "peers": list(peers), "peer_source": PEER_SOURCE if peers else None},
                                                indent=1) + "\n")
-    lines = ["| model | µs/atom/step | × MM | ns/day | F MAE (meV/Å) | E MAE (meV) | params | on front |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [f"- {key}: {value}" for key, value in (setup or {}).items()]
+    lines += ["", ("| model | dtype | µs/atom/step | × MM anchor | ns/day | F MAE (meV/Å) | F RMSE (meV/Å) | "
+              "E MAE (meV) | E RMSE (meV) | params | on front |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| ffkit `{r['tier']}` | {r['us_per_atom_step']:.1f} | {r['ratio_to_mm']:.1f} | "
-                     f"{r.get('ns_per_day', float('nan')):.3f} | {r['f_mae_meV_A']:.1f} | {r['e_mae_meV']:.1f} | "
-                     f"{r.get('n_params', '')} | {'yes' if r['on_front'] else ''} |")
+        lines.append(f"| ffkit `{r['tier']}` | {r.get('dtype', '–')} | {r['us_per_atom_step']:.3g} | "
+                     f"{_num(r.get('ratio_to_mm'), '.3g')} | {_num(r.get('ns_per_day'), '.3g')} | "
+                     f"{r['f_mae_meV_A']:.1f} | {_num(r.get('f_rmse_meV_A'), '.1f')} | {r['e_mae_meV']:.1f} | "
+                     f"{_num(r.get('e_rmse_meV'), '.1f')} | {r.get('n_params', '–')} | "
+                     f"{'yes' if r['on_front'] else ''} |")
+    if anchor_row:
+        lines.append(f"| MM anchor: SPC/E + PPPM | – | {anchor_row['us_per_atom_step']:.3g} | 1 | "
+                     f"{_num(anchor_row.get('ns_per_day'), '.3g')} | – | – | – | – | – | |")
     for p in peers:
-        lines.append(f"| {p['name']} (published) | {p['us_per_atom_step']:.0f} (torch) | | | {p['f_mae_meV_A']:.1f} | "
-                     f"{p['e_mae_meV']:.1f} | | |")
+        lines.append(f"| {p['name']} (published) | float32 | {p['us_per_atom_step']:.0f} (torch) | – | – | "
+                     f"{p['f_mae_meV_A']:.1f} | – | {p['e_mae_meV']:.1f} | – | – | |")
     if peers:
         lines.append(f"\nPeers: {PEER_SOURCE}.")
-    Path(f"{stem}.md").write_text("\n".join(lines) + "\n")
+    Path(f"{stem}.md").write_text("\n".join(lines).lstrip("\n") + "\n")
+
+
+def _num(value, spec: str) -> str:
+    return "–" if value is None else format(value, spec)

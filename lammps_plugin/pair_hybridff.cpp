@@ -15,10 +15,12 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 using namespace LAMMPS_NS;
 
@@ -43,6 +45,7 @@ PairHybridFF::PairHybridFF(LAMMPS *lmp) : Pair(lmp)
   no_virial_fdotr_compute = 1;    // virial summed here from the model's own forces
   centroidstressflag = CENTROID_NOTAVAIL;
   unit_convert_flag = utils::NOCONVERT;
+  pvector = new double[2]{0.0, 0.0};    // committee: max and mean force spread (nextra = 2)
 }
 
 PairHybridFF::~PairHybridFF()
@@ -52,6 +55,9 @@ PairHybridFF::~PairHybridFF()
     memory->destroy(cutsq);
     delete[] type2species;
   }
+  delete[] pvector;
+  memory->destroy(member_f);
+  memory->destroy(force_std);
 }
 
 void PairHybridFF::allocate()
@@ -200,9 +206,35 @@ void PairHybridFF::load_model(const std::string &file)
   model_symbols.clear();
   for (const auto &s : symbols) model_symbols.push_back(text_field(s, "species_symbols"));
 
+  committee_size = 0;
+  if (meta.contains("committee")) {
+    const json &committee = meta["committee"];
+    if (!committee.is_object() || !committee.contains("size") || !committee["size"].is_number_integer() ||
+        committee["size"].get<int>() < 2)
+      error->all(FLERR,
+                 "pair_style ffkit: metadata.json in '{}': 'committee' must be an object with an integer 'size' "
+                 ">= 2, not {}; recompile the committee with 'ffkit compile'", file, committee.dump());
+    if (!model.find_method("forward_committee"))
+      error->all(FLERR,
+                 "pair_style ffkit: '{}' declares a committee of {} models (metadata.json 'committee') but has no "
+                 "forward_committee method (docs/artifact.md); recompile the committee with 'ffkit compile'",
+                 file, committee["size"].dump());
+    committee_size = committee["size"].get<int>();
+  }
+  nextra = committee_size > 0 ? 2 : 0;
+  // member forces travel one member (3 values per atom) per reverse communication: pair hybrid fixes
+  // its communication sizes at pair_style time, before pair_coeff says how many members there are,
+  // and 3 values per atom is what every LAMMPS comm buffer holds anyway (forces)
+  comm_reverse = committee_size > 0 ? 3 : 0;
+  memory->destroy(member_f);
+  memory->destroy(force_std);
+  maxatom = 0;
+
   // parameters become constants: 2-10% less CPU per step measured on the fast/accurate tiers
   try {
-    model = torch::jit::freeze(model);
+    std::optional<std::vector<std::string>> keep;
+    if (committee_size > 0) keep = std::vector<std::string>{"forward_committee"};
+    model = torch::jit::freeze(model, keep);
   } catch (const std::exception &e) {
     if (comm->me == 0)
       error->warning(FLERR, "pair_style ffkit: running '{}' unfrozen (torch::jit::freeze failed: {})", file,
@@ -210,7 +242,8 @@ void PairHybridFF::load_model(const std::string &file)
   }
 
   if (comm->me == 0)
-    utils::logmesg(lmp, "pair_style ffkit: {} (tier {}, elements {}, cutoff {} A, {})\n", file,
+    utils::logmesg(lmp, "pair_style ffkit: {} ({}tier {}, elements {}, cutoff {} A, {})\n", file,
+                   committee_size > 0 ? fmt::format("committee of {} models, ", committee_size) : "",
                    meta.contains("tier") ? meta["tier"].dump() : "?", symbols.dump(), model_cutoff, dtype);
 }
 
@@ -370,8 +403,14 @@ void PairHybridFF::compute(int eflag, int vflag)
 
   int ncompact = 0, nlocal_compact = 0;
   const int64_t nedges = build_graph(ncompact, nlocal_compact);
-  if (nlocal_compact == 0) return;
+  torch::Tensor member_forces;    // committee: [M, ncompact, 3]
+  if (nlocal_compact > 0) run_model(nedges, ncompact, nlocal_compact, member_forces);
+  // every rank takes part: the spread needs a reverse communication and, for compute pair, reductions
+  if (committee_size > 0) force_spread(member_forces, ncompact);
+}
 
+void PairHybridFF::run_model(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces)
+{
   const bool want_atom_virial = vflag_atom != 0;
   std::vector<torch::jit::IValue> inputs{
       positions_tensor(ncompact), torch::from_blob(species_buf.data(), {ncompact}, torch::kInt64),
@@ -380,10 +419,11 @@ void PairHybridFF::compute(int eflag, int vflag)
 
   torch::Tensor energy, forces, atom_virial;
   try {
-    auto out = model.forward(inputs).toTuple();
+    auto out = model.get_method(committee_size > 0 ? "forward_committee" : "forward")(inputs).toTuple();
     energy = out->elements().at(0).toTensor().to(torch::kFloat64).contiguous();
     forces = out->elements().at(1).toTensor().to(torch::kFloat64).contiguous();
     if (want_atom_virial) atom_virial = out->elements().at(2).toTensor().to(torch::kFloat64).contiguous();
+    if (committee_size > 0) member_forces = out->elements().at(3).toTensor().to(torch::kFloat64).contiguous();
   } catch (const std::exception &e) {
     error->one(FLERR, "pair_style ffkit: model '{}' failed at step {}: {}", model_file, update->ntimestep,
                torch_reason(e));
@@ -394,6 +434,13 @@ void PairHybridFF::compute(int eflag, int vflag)
                "pair_style ffkit: model '{}' returned energy {} / forces {} for {} local and {} total atoms; "
                "expected [{}] / [{}, 3] (docs/artifact.md)", model_file, c10::str(energy.sizes()), c10::str(forces.sizes()),
                nlocal_compact, ncompact, nlocal_compact, ncompact);
+  if (committee_size > 0 &&
+      (member_forces.dim() != 3 || member_forces.size(0) != committee_size || member_forces.size(1) != ncompact ||
+       member_forces.size(2) != 3))
+    error->one(FLERR,
+               "pair_style ffkit: committee '{}' returned member forces {} for {} atoms; expected [{}, {}, 3] "
+               "(metadata.json 'committee' size {}, docs/artifact.md)", model_file,
+               c10::str(member_forces.sizes()), ncompact, committee_size, ncompact, committee_size);
 
   const double *e = energy.data_ptr<double>();
   const double *fm = forces.data_ptr<double>();
@@ -432,4 +479,96 @@ void PairHybridFF::compute(int eflag, int vflag)
     for (int k = 0; k < ncompact; k++)
       for (int m = 0; m < 6; m++) vatom[lammps_of[k]][m] += ef * va[6 * k + m];
   }
+}
+
+/* Committee force spread. A member's force on an atom is complete only after the contributions on
+   its ghost images are summed, so member forces go through their own reverse communication first;
+   then, per local atom, std_i = sqrt( sum_m |F_i^m - <F_i>|^2 / (3M) ) (population std over members,
+   RMS over components; DeePMD's max_devi_f is sqrt(3) times this), in LAMMPS force units. */
+void PairHybridFF::force_spread(const torch::Tensor &member_forces, int ncompact)
+{
+  const int ncols = 3 * committee_size;
+  if (atom->nmax > maxatom) {
+    maxatom = atom->nmax;
+    memory->destroy(member_f);
+    memory->destroy(force_std);
+    memory->create(member_f, maxatom, ncols, "pair:member_f");
+    memory->create(force_std, maxatom, "pair:force_std");
+  }
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  if (nall > 0) std::fill(member_f[0], member_f[0] + static_cast<size_t>(nall) * ncols, 0.0);
+  if (ncompact > 0) {
+    const double *mf = member_forces.data_ptr<double>();
+    for (int m = 0; m < committee_size; m++)
+      for (int k = 0; k < ncompact; k++)
+        for (int d = 0; d < 3; d++)
+          member_f[lammps_of[k]][3 * m + d] = energy_factor * mf[(static_cast<int64_t>(m) * ncompact + k) * 3 + d];
+  }
+  for (comm_member = 0; comm_member < committee_size; comm_member++) comm->reverse_comm(this);
+
+  const int *type = atom->type;
+  double local_max = 0.0, local_sum[2] = {0.0, 0.0};    // sum of spreads, number of model atoms
+  for (int i = 0; i < nlocal; i++) {
+    force_std[i] = 0.0;
+    if (type2species[type[i]] < 0) continue;
+    double squares = 0.0;
+    for (int d = 0; d < 3; d++) {
+      double mean = 0.0;
+      for (int m = 0; m < committee_size; m++) mean += member_f[i][3 * m + d];
+      mean /= committee_size;
+      for (int m = 0; m < committee_size; m++) {
+        const double dev = member_f[i][3 * m + d] - mean;
+        squares += dev * dev;
+      }
+    }
+    force_std[i] = std::sqrt(squares / ncols);
+    local_max = std::max(local_max, force_std[i]);
+    local_sum[0] += force_std[i];
+    local_sum[1] += 1.0;
+  }
+
+  // compute pair sums pvector over ranks: rank 0 holds the global values, the others zero
+  if (eflag_global) {
+    double global_max = 0.0, global_sum[2] = {0.0, 0.0};
+    MPI_Allreduce(&local_max, &global_max, 1, MPI_DOUBLE, MPI_MAX, world);
+    MPI_Allreduce(local_sum, global_sum, 2, MPI_DOUBLE, MPI_SUM, world);
+    const bool root = comm->me == 0;
+    pvector[0] = root ? global_max : 0.0;
+    pvector[1] = root && global_sum[1] > 0.0 ? global_sum[0] / global_sum[1] : 0.0;
+  }
+}
+
+/* forces of member comm_member on ghosts -> their owners */
+int PairHybridFF::pack_reverse_comm(int n, int first, double *buf)
+{
+  int m = 0;
+  for (int i = first; i < first + n; i++)
+    for (int d = 0; d < 3; d++) buf[m++] = member_f[i][3 * comm_member + d];
+  return m;
+}
+
+void PairHybridFF::unpack_reverse_comm(int n, int *list, double *buf)
+{
+  int m = 0;
+  for (int k = 0; k < n; k++)
+    for (int d = 0; d < 3; d++) member_f[list[k]][3 * comm_member + d] += buf[m++];
+}
+
+/* fix pair ID all N ffkit force_std 0: the per-atom committee spread */
+void *PairHybridFF::extract_peratom(const char *name, int &ncol)
+{
+  if (strcmp(name, "force_std") != 0) return nullptr;
+  if (committee_size == 0)
+    error->all(FLERR,
+               "pair_style ffkit: per-atom 'force_std' needs a committee artifact in pair_coeff (write one with "
+               "'ffkit compile m1.pt m2.pt ... --out committee.pt'); {}", model_file.empty() ?
+               "no model is loaded yet (put fix pair after pair_coeff)" : fmt::format("'{}' holds one model", model_file));
+  ncol = 0;
+  return force_std;
+}
+
+double PairHybridFF::memory_usage()
+{
+  return Pair::memory_usage() + static_cast<double>(maxatom) * (3 * committee_size + 1) * sizeof(double);
 }

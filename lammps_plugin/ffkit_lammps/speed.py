@@ -1,0 +1,283 @@
+"""Speed inside LAMMPS: condensed boxes to time, the SPC/E anchor, interleaved medians.
+
+Timings on a shared machine are only comparable when every case meets the same load, so cases
+are timed in turn, `repeats` times, after one calibration run each (a step count giving about
+`target_seconds` of measured loop), and the median is kept. Cost is wall time of the whole MD
+step: µs per atom per step, and ns/day at the case's time step. The MM anchor is SPC/E water
+(`lj/cut/coul/long` 10 Å + PPPM 1e-4, SHAKE, 2 fs) — what a classical run of the same size costs.
+
+Used by `ffkit bench` and benchmarks/lammps_speed.py; `lmp` runs as a subprocess (ffkit_lammps.md.run).
+"""
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .md import run
+
+TARGET_SECONDS = 4.0  # measured loop per case and repeat
+AMU_PER_A3 = 0.602214076  # 1 g/cm³ in amu/Å³
+SPCE_CHARGES = {8: -0.8476, 1: 0.4238}
+
+MM_SCRIPT = """units real
+atom_style full
+read_data {data}
+pair_style lj/cut/coul/long 10.0
+pair_coeff 1 1 0.15535 3.166
+pair_coeff * 2 0.0 1.0
+bond_style harmonic
+bond_coeff 1 1000.0 1.0
+angle_style harmonic
+angle_coeff 1 100.0 109.47
+kspace_style pppm 1.0e-4
+neighbor 2.0 bin
+neigh_modify every 1 delay 0 check yes
+velocity all create 300 4928459 loop geom
+fix shake all shake 1e-4 20 0 b 1 a 1
+fix nve all nve
+timestep 2.0
+thermo 1000
+timer full
+"""
+
+ML_SCRIPT = """units metal
+atom_style atomic
+read_data {data}
+pair_style ffkit
+pair_coeff * * {model} {elements}
+neighbor 1.0 bin
+velocity all create 300 4928459 loop geom
+fix nve all nve
+timestep 0.0005
+thermo 1000
+timer full
+"""
+
+
+@dataclass
+class LammpsCase:
+    """One MD set-up to time: `setup` is a LAMMPS input without its run lines; files go in `workdir`.
+
+    `steps` = 0 until calibrated; `info` is copied into the case's record (e.g. tier, dtype).
+    """
+
+    name: str
+    setup: str
+    workdir: Path
+    timestep_fs: float
+    ranks: int = 1
+    warmup: int = 2
+    steps: int = 0
+    info: dict = field(default_factory=dict)
+
+    def measure(self) -> dict:
+        """One timed run: a warm-up run, then `steps` measured steps."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        result = run(self.workdir, f"{self.setup}run {self.warmup}\nrun {self.steps}\n", ranks=self.ranks)
+        return {"seconds_per_step": result["seconds"] / result["steps"], "atoms": result["atoms"],
+                "steps": result["steps"], "cpu_percent": result["cpu_percent"]}
+
+    def calibrate(self, target_seconds: float = TARGET_SECONDS) -> None:
+        per_step = replace(self, warmup=1, steps=1).measure()["seconds_per_step"]
+        self.steps = int(min(max(3, target_seconds / per_step), 2000))
+
+
+def mm_anchor(data: Path, workdir: Path, ranks: int = 1) -> LammpsCase:
+    """The SPC/E + PPPM case on a data file from write_spce_data."""
+    return LammpsCase("mm-anchor", MM_SCRIPT.format(data=Path(data).resolve()), Path(workdir), 2.0, ranks=ranks,
+                      warmup=10)
+
+
+def ml_case(name: str, data: Path, model: Path, elements: Sequence[str], workdir: Path, ranks: int = 1,
+            **info) -> LammpsCase:
+    """NVE with `pair_style ffkit` (0.5 fs); LAMMPS type k+1 of `data` is elements[k]."""
+    setup = ML_SCRIPT.format(data=Path(data).resolve(), model=Path(model).resolve(), elements=" ".join(elements))
+    return LammpsCase(name, setup, Path(workdir), 0.5, ranks=ranks, info=info)
+
+
+def time_cases(cases: Sequence, repeats: int, target_seconds: float = TARGET_SECONDS,
+               progress: bool = True) -> list[dict]:
+    """Calibrate the cases with no step count, then time all of them in turn `repeats` times.
+
+    A case is anything with name, ranks, timestep_fs (None: not MD), steps, info, calibrate(target)
+    and measure() -> {seconds_per_step, atoms, steps, cpu_percent}. Returns one record per case
+    (median over repeats): case, ranks, atoms, us_per_atom_step, ns_per_day, timestep_fs, steps,
+    repeats, cpu_percent, and the case's info.
+    """
+    from tqdm import tqdm
+
+    todo = [case for case in cases if not case.steps]
+    bar = tqdm(total=len(todo) + repeats * len(cases), unit="run", disable=not progress, dynamic_ncols=True)
+    for case in todo:
+        bar.set_description(f"calibrate {case.name} ({case.ranks} rank)")
+        case.calibrate(target_seconds)
+        bar.update(1)
+    timings: list[list[dict]] = [[] for _ in cases]
+    for repeat in range(repeats):
+        for case, times in zip(cases, timings):
+            bar.set_description(f"time {case.name} ({case.ranks} rank), repeat {repeat + 1}/{repeats}")
+            times.append(case.measure())
+            bar.set_postfix_str(f"{times[-1]['seconds_per_step'] * 1e3:.3g} ms/step")
+            bar.update(1)
+    bar.close()
+    return [summarise(case, times) for case, times in zip(cases, timings)]
+
+
+def summarise(case, timings: Sequence[dict]) -> dict:
+    seconds = statistics.median(t["seconds_per_step"] for t in timings)
+    atoms = timings[0]["atoms"]
+    cpu = [t["cpu_percent"] for t in timings if t["cpu_percent"] is not None]
+    timestep = case.timestep_fs
+    return {"case": case.name, "ranks": case.ranks, "atoms": atoms, "us_per_atom_step": seconds / atoms * 1e6,
+            "ns_per_day": timestep * 1e-6 * 86400.0 / seconds if timestep else None, "timestep_fs": timestep,
+            "steps": timings[0]["steps"], "repeats": len(timings),
+            "cpu_percent": statistics.median(cpu) if cpu else None, **case.info}
+
+
+def add_ratios(records: Sequence[dict], anchor: dict) -> None:
+    """ratio_to_mm = cost / the anchor's cost, per atom and step."""
+    for record in records:
+        record["ratio_to_mm"] = record["us_per_atom_step"] / anchor["us_per_atom_step"]
+
+
+def grid(n: int) -> tuple[int, int, int]:
+    """The smallest a·b·c ≥ n with a ≤ b ≤ c ≤ 2a (near-cubic), the most cubic among equals."""
+    best = None
+    for a in range(1, math.ceil(n ** (1 / 3)) + 2):
+        for b in range(a, 2 * a + 1):
+            c = max(b, math.ceil(n / (a * b)))
+            if c <= 2 * a and (best is None or (a * b * c, c - a) < (best[0], best[1])):
+                best = (a * b * c, c - a, (a, b, c))
+    return best[2]
+
+
+def replicate(atoms, min_atoms: int):
+    """A periodic frame (wrapped) repeated into a near-cubic grid of at least `min_atoms` atoms."""
+    frame = atoms.copy()
+    frame.wrap()
+    return frame.repeat(grid(math.ceil(min_atoms / len(frame))))
+
+
+def pack(molecule, min_atoms: int, density: float, min_distance: float = 2.0, seed: int = 0, tries: int = 64,
+         sweeps: int = 200):
+    """Copies of `molecule` on an fcc lattice in a periodic box at `density` (g/cm³), rotated so that
+    no two atoms of different molecules are closer than `min_distance` (Å).
+
+    The lattice has 4·a·b·c sites (a ≤ b ≤ c ≤ 2a), the fewest giving ≥ `min_atoms` atoms. Each
+    molecule takes the best of `tries` random rotations against its placed neighbours; molecules
+    still too close are re-rotated for up to `sweeps` sweeps. Raises ValueError if that fails.
+    """
+    from ase import Atoms
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(seed)
+    masses = molecule.get_masses()
+    local = molecule.positions - masses @ molecule.positions / masses.sum()
+    shape = grid(math.ceil(min_atoms / (4 * len(molecule))))
+    n_mol = 4 * int(np.prod(shape))
+    side = (n_mol * masses.sum() / (density * AMU_PER_A3) / np.prod(shape)) ** (1 / 3)
+    cell = side * np.array(shape, dtype=float)
+    basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    centres = ((np.indices(shape).reshape(3, -1).T[:, None, :] + basis).reshape(-1, 3)) * side
+
+    def image(delta):
+        return delta - cell * np.round(delta / cell)
+
+    reach = 2 * np.linalg.norm(local, axis=1).max() + min_distance
+    neighbours = []
+    for m in range(n_mol):
+        dist = np.linalg.norm(image(centres - centres[m]), axis=1)
+        neighbours.append(np.where((dist < reach) & (np.arange(n_mol) != m))[0])
+    coords = np.zeros((n_mol, len(molecule), 3))
+    placed = np.zeros(n_mol, dtype=bool)
+    closest = np.full(n_mol, np.inf)  # each molecule's closest approach to any other (Å)
+
+    def gaps(m, candidates):
+        """Closest approach of each candidate placement of molecule m to its placed neighbours."""
+        others = coords[neighbours[m][placed[neighbours[m]]]].reshape(-1, 3)
+        if not len(others):
+            return np.full(len(candidates), np.inf)
+        delta = image(candidates[:, :, None, :] - others[None, None, :, :])
+        return np.sqrt((delta ** 2).sum(-1)).reshape(len(candidates), -1).min(axis=1)
+
+    def place(m):
+        rotations = Rotation.random(tries, random_state=rng).as_matrix()
+        candidates = centres[m] + np.einsum("rij,aj->rai", rotations, local)
+        if placed[m]:
+            candidates = np.concatenate([coords[m][None], candidates])
+        found = gaps(m, candidates)
+        best = int(np.argmax(found))
+        coords[m], placed[m], closest[m] = candidates[best], True, found[best]
+
+    for m in range(n_mol):
+        place(m)
+    for _ in range(sweeps):
+        for m in range(n_mol):
+            closest[m] = gaps(m, coords[m][None])[0]
+        crowded = np.where(closest < min_distance)[0]
+        if not len(crowded):
+            break
+        for m in rng.permutation(crowded):
+            place(m)
+    else:
+        raise ValueError(f"could not pack {n_mol} copies of {molecule.get_chemical_formula()} at {density} g/cm³ "
+                         f"with {min_distance} Å between molecules ({len(crowded)} still closer after {sweeps} "
+                         "sweeps); lower the density")
+    atoms = Atoms(numbers=np.tile(molecule.numbers, n_mol), positions=coords.reshape(-1, 3), cell=cell, pbc=True)
+    atoms.wrap()
+    return atoms
+
+
+def spce_water(min_atoms: int, density: float = 0.997, seed: int = 0):
+    """SPC/E-shaped water (O–H 1 Å, H–O–H 109.47°) packed at `density` g/cm³: the anchor's box."""
+    from ase import Atoms
+
+    half = math.radians(109.47 / 2)
+    water = Atoms("OH2", positions=[[0, 0, 0], [math.sin(half), math.cos(half), 0],
+                                    [-math.sin(half), math.cos(half), 0]])
+    return pack(water, min_atoms, density, seed=seed)
+
+
+def is_water(atoms) -> bool:
+    """Only O and H, two H per O."""
+    numbers = np.asarray(atoms.numbers)
+    return set(numbers.tolist()) == {1, 8} and 2 * np.sum(numbers == 8) == np.sum(numbers == 1)
+
+
+def write_spce_data(atoms, path: Path) -> None:
+    """atom_style full data file: each O with its two nearest H (minimum image) as one SPC/E molecule.
+
+    Needs an orthorhombic cell; raises ValueError when an oxygen does not own exactly two hydrogens.
+    """
+    o_index = np.where(atoms.numbers == 8)[0]
+    h_index = np.where(atoms.numbers == 1)[0]
+    cell = atoms.cell.lengths()
+    delta = atoms.positions[h_index][None, :, :] - atoms.positions[o_index][:, None, :]
+    delta -= cell * np.round(delta / cell)
+    dist = np.linalg.norm(delta, axis=2)
+    owner = np.argmin(dist, axis=0)  # each H to its nearest O
+    counts = np.bincount(owner, minlength=len(o_index))
+    if not (counts == 2).all():
+        raise ValueError(f"water box: {np.sum(counts != 2)} oxygens do not own exactly two hydrogens")
+    lines, bonds, angles, atom_id = [], [], [], 0
+    for mol, o in enumerate(o_index):
+        hs = h_index[owner == mol]
+        ids = []
+        for k, (a, typ) in enumerate([(o, 1), (hs[0], 2), (hs[1], 2)]):
+            atom_id += 1
+            ids.append(atom_id)
+            x, y, z = atoms.positions[a] if k == 0 else atoms.positions[o] + delta[mol, np.where(h_index == a)[0][0]]
+            lines.append(f"{atom_id} {mol + 1} {typ} {SPCE_CHARGES[atoms.numbers[a]]} {x:.10f} {y:.10f} {z:.10f}")
+        bonds += [(ids[0], ids[1]), (ids[0], ids[2])]
+        angles.append((ids[1], ids[0], ids[2]))
+    text = [f"SPC/E water ({len(o_index)} molecules)\n\n{atom_id} atoms\n{len(bonds)} bonds\n{len(angles)} angles\n",
+            "2 atom types\n1 bond types\n1 angle types\n",
+            f"0 {cell[0]} xlo xhi\n0 {cell[1]} ylo yhi\n0 {cell[2]} zlo zhi\n",
+            "Masses\n\n1 15.9994\n2 1.008\n", "Atoms # full\n\n" + "\n".join(lines) + "\n",
+            "Bonds\n\n" + "\n".join(f"{k + 1} 1 {a} {b}" for k, (a, b) in enumerate(bonds)) + "\n",
+            "Angles\n\n" + "\n".join(f"{k + 1} 1 {a} {b} {c}" for k, (a, b, c) in enumerate(angles)) + "\n"]
+    Path(path).write_text("\n".join(text))

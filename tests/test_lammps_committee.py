@@ -1,0 +1,188 @@
+"""Committee artifacts in LAMMPS: `compute pair ffkit` gives the max and mean force spread, `fix pair ... force_std`
+the per-atom spread, both equal to the ASE calculator's on the same frame, the same serial and under
+`mpirun -np 2`; a committee of identical members is the single model with zero spread."""
+
+import re
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+import torch
+
+from ffkit.artifact import compile_model
+from ffkit.calculator import FFKitCalculator
+from ffkit.checkpoints import CHECKPOINT_FORMAT
+from ffkit.cli import main as ffkit_main
+from ffkit.committee import compile_committee
+from ffkit.errors import FFKitError
+from ffkit.model.tiers import build_model, resolve_terms
+from lammps_harness import error_line, read_dump, run_lmp, thermo_rows, write_data, write_toy_artifact
+
+WATER = ("O", "H")
+
+
+def _member(seed: int, cutoff: float = 4.0):
+    torch.manual_seed(seed)
+    terms = {name: {"cutoff": cutoff} for name in ("pair", "three_body")}
+    return build_model("fast", [1, 8], avg_neighbors=20.0, terms=terms).double()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Single members, a committee of one member three times, and one of three different members (one with
+    a shorter cutoff)."""
+    d = tmp_path_factory.mktemp("committee")
+    singles = []
+    for seed, cutoff in ((0, 4.0), (1, 4.0), (2, 3.5)):
+        singles.append(d / f"m{seed}.pt")
+        compile_model(_member(seed, cutoff), singles[-1])
+    compile_committee([singles[0]] * 3, d / "same.pt")
+    compile_committee(singles, d / "committee.pt")
+    return {"single": singles[0], "members": singles, "same": d / "same.pt", "committee": d / "committee.pt"}
+
+
+@pytest.fixture(scope="module")
+def frame(shared_data):
+    return ase.io.read(shared_data / "water_deepmd" / "water.extxyz", index=7)
+
+
+def test_committee_is_the_mean_of_its_members(frame, models):
+    """Python side: mean energy and forces, and the spread, of members with their own cutoffs (4 and 3.5 Å)."""
+    members = []
+    for path in models["members"]:
+        atoms = frame.copy()
+        atoms.calc = FFKitCalculator(path)
+        members.append((atoms.get_potential_energy(), atoms.get_forces()))
+    atoms = frame.copy()
+    atoms.calc = FFKitCalculator(models["committee"])
+    forces = np.array([f for _, f in members])
+    assert abs(atoms.get_potential_energy() - np.mean([e for e, _ in members])) <= 1e-10
+    np.testing.assert_allclose(atoms.get_forces(), forces.mean(0), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(atoms.calc.results["forces_std"], np.sqrt(forces.var(0).mean(1)), rtol=0, atol=1e-12)
+
+
+def _lammps(workdir: Path, atoms, model: Path, nprocs: int = 1, steps: int = 0, pair: str = ""):
+    """Thermo rows (PotEng, c_dev[1] = max spread, c_dev[2] = mean spread) and the dump (id fx fy fz std)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_data(workdir / "w.data", atoms, WATER)
+    pair = pair or f"pair_style ffkit\npair_coeff * * {model} O H"
+    out = run_lmp(workdir, f"""units metal
+atom_style atomic
+read_data w.data
+{pair}
+compute dev all pair ffkit
+fix std all pair 1 ffkit force_std 0
+velocity all create 300 4928459 loop geom
+fix nve all nve
+timestep 0.0005
+thermo_style custom step pe c_dev[1] c_dev[2]
+thermo_modify format float %.17g
+thermo 5
+dump d all custom 5 dump.std id fx fy fz f_std
+dump_modify d sort id format float %.17g
+run {steps}
+""", nprocs=nprocs)
+    return thermo_rows(out), read_dump(workdir / "dump.std")
+
+
+def test_identical_members_are_the_single_model(tmp_path, frame, models):
+    rows, dump = _lammps(tmp_path / "same", frame, models["same"])
+    atoms = frame.copy()
+    atoms.calc = FFKitCalculator(models["single"])
+    assert abs(rows[0]["PotEng"] - atoms.get_potential_energy()) <= 1e-12 * abs(atoms.get_potential_energy())
+    forces = atoms.get_forces()
+    np.testing.assert_allclose(dump[0][:, 1:4], forces, rtol=0, atol=1e-12 * np.abs(forces).max())
+    assert rows[0]["c_dev[1]"] <= 1e-14 and np.abs(dump[0][:, 4]).max() <= 1e-14
+
+
+def test_spread_equals_ase_calculator(tmp_path, frame, models):
+    """Per-atom, max and mean spread after summing ghost forces, float64, <= 1e-8 relative."""
+    atoms = frame.copy()
+    atoms.calc = FFKitCalculator(models["committee"])
+    forces = atoms.get_forces()
+    ref = atoms.calc.results["forces_std"]
+    assert atoms.calc.results["max_force_std"] > 1e-4  # the members really differ
+    # the same committee alone and inside hybrid/overlay (whose comm buffers are sized before pair_coeff)
+    overlay = (f"pair_style hybrid/overlay ffkit lj/cut 3.0\npair_coeff * * ffkit {models['committee']} O H\n"
+               "pair_coeff * * lj/cut 0.0 1.0")
+    for name, pair in (("alone", ""), ("overlay", overlay)):
+        rows, dump = _lammps(tmp_path / name, frame, models["committee"], pair=pair)
+        std = dump[0][:, 4]
+        np.testing.assert_allclose(std, ref, rtol=0, atol=1e-8 * ref.max(), err_msg=name)
+        np.testing.assert_allclose(dump[0][:, 1:4], forces, rtol=0, atol=1e-8 * np.abs(forces).max(), err_msg=name)
+        assert abs(rows[0]["c_dev[1]"] - ref.max()) <= 1e-8 * ref.max(), name
+        assert abs(rows[0]["c_dev[2]"] - ref.mean()) <= 1e-8 * ref.mean(), name
+        assert abs(rows[0]["PotEng"] - atoms.get_potential_energy()) <= 1e-8 * abs(atoms.get_potential_energy())
+
+
+def test_serial_equals_two_ranks(tmp_path, frame, models):
+    serial_rows, serial = _lammps(tmp_path / "serial", frame, models["committee"], steps=10)
+    parallel_rows, parallel = _lammps(tmp_path / "np2", frame, models["committee"], nprocs=2, steps=10)
+    assert len(serial_rows) == len(parallel_rows) == 3
+    for a, b in zip(serial_rows, parallel_rows):
+        for key in ("c_dev[1]", "c_dev[2]", "PotEng"):
+            assert abs(a[key] - b[key]) <= 1e-10 * abs(a[key]), (key, a, b)
+    for step in (0, 10):
+        np.testing.assert_allclose(parallel[step][:, 4], serial[step][:, 4], rtol=0, atol=1e-12)
+
+
+def _checkpoint(path: Path, model, tier: str = "fast") -> Path:
+    spec = {"tier": tier, "terms": resolve_terms(tier), "species": list(model.species),
+            "reference_energies": [0.0] * len(model.species), "avg_neighbors": 20.0}
+    torch.save({"format": CHECKPOINT_FORMAT, "model_spec": spec, "model_state": model.state_dict(),
+                "history": [{"valid_f_mae": 0.1}], "data_hash": "abc"}, path)
+    return path
+
+
+def test_cli_compiles_checkpoints_and_artifacts(tmp_path, models, capsys):
+    a = _checkpoint(tmp_path / "a.pt", build_model("fast", [1, 8], avg_neighbors=20.0))
+    b = _checkpoint(tmp_path / "b.pt", build_model("fast", [1, 8], avg_neighbors=20.0))
+    assert ffkit_main(["compile", str(a), str(b), str(models["single"]), "--out", str(tmp_path / "c.pt")]) == 0
+    assert "committee of 3 models" in capsys.readouterr().out
+    calc = FFKitCalculator(tmp_path / "c.pt")
+    committee = calc.metadata["committee"]
+    assert committee["size"] == 3 and [m["source"] for m in committee["members"]] == ["a.pt", "b.pt", "m0.pt"]
+    assert [m["tier"] for m in committee["members"]] == ["fast", "fast", None]  # m0.pt: compiled without one
+    assert calc.metadata["tier"] is None and committee["members"][0]["test_metrics"] == {"valid_f_mae": 0.1}
+    assert ffkit_main(["compile", str(a), str(b), "--engine", "gromacs", "--out", str(tmp_path / "g.pt")]) == 2
+    assert "--engine lammps only" in capsys.readouterr().err
+
+
+def test_members_that_disagree_are_refused(tmp_path, models):
+    ethanol = tmp_path / "ethanol.pt"
+    compile_model(build_model("fast", [1, 6, 8]), ethanol)
+    with pytest.raises(FFKitError, match=r"ethanol.pt: committee members must share 'species'.*\['H', 'C', 'O'\]"):
+        compile_committee([models["single"], ethanol], tmp_path / "c.pt")
+    kcal = write_toy_artifact(tmp_path / "kcal.pt", ("H", "O"), cutoff=4.0, metadata={
+        "units": {"energy": "kcal/mol", "length": "angstrom", "force": "kcal/mol/angstrom"}})
+    with pytest.raises(FFKitError, match="kcal.pt: committee members must share 'units'"):
+        compile_committee([models["single"], kcal], tmp_path / "c.pt")
+    f32 = tmp_path / "f32.pt"
+    compile_model(_member(0), f32, dtype="float32")
+    with pytest.raises(FFKitError, match="f32.pt: artifact dtype is float32"):
+        compile_committee([models["single"], f32], tmp_path / "c.pt")
+    with pytest.raises(FFKitError, match="is itself a committee of 3 models"):
+        compile_committee([models["single"], models["committee"]], tmp_path / "c.pt")
+
+
+@pytest.mark.parametrize("case", ["single-model", "no-method", "bad-size"])
+def test_lammps_refusals(tmp_path, frame, models, case):
+    model = models["single"]
+    if case != "single-model":
+        size = 3 if case == "no-method" else 1
+        model = write_toy_artifact(tmp_path / "toy.pt", WATER, metadata={"committee": {"size": size}})
+    write_data(tmp_path / "w.data", frame, WATER)
+    out = run_lmp(tmp_path, f"""units metal
+atom_style atomic
+read_data w.data
+pair_style ffkit
+pair_coeff * * {model} O H
+fix std all pair 1 ffkit force_std 0
+run 0
+""", expect_ok=False)
+    expected = {"single-model": f"per-atom 'force_std' needs a committee artifact in pair_coeff .* '{model}' "
+                                "holds one model",
+                "no-method": "declares a committee of 3 models .* but has no forward_committee method",
+                "bad-size": r"'committee' must be an object with an integer 'size' >= 2, not \{\"size\":1\}"}[case]
+    assert re.search(expected, error_line(out)), error_line(out)
