@@ -6,10 +6,10 @@
 rmd17_ethanol: train on train.xyz with 50 frames held out for validation, test on all of
 test_MD.xyz. water_deepmd: seeded 90/10 frame split of water.extxyz (20 of the 90% held out
 for validation; batch size 1 and half the learning rate, since a frame has 192 atoms). Each tier
-has an epoch budget and a wall-time budget (BUDGETS, minutes, on this 2-core machine, 1 thread);
+has an epoch budget and a wall-time budget (ffkit.bench.BUDGETS, minutes, on this 2-core machine, 1 thread);
 the best-validation checkpoint is tested. Writes accuracy.json (one
 record per dataset x tier) and accuracy.md beside it (records for tiers not rerun are kept), and
-the float64 artifact of each model to benchmarks/models/<dataset>_<tier>.pt for the engine
+the float32 artifact (the trained precision) of each model to benchmarks/models/<dataset>_<tier>.pt for the engine
 benchmarks. Data sets can run as parallel processes (--datasets X in each).
 """
 
@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ffkit.artifact import compile_model  # noqa: E402
+from ffkit.bench import BUDGETS, training_budget, write_extxyz  # noqa: E402
 from ffkit.checkpoints import load_checkpoint  # noqa: E402
 from ffkit.config import TrainConfig  # noqa: E402
 from ffkit.datasets import read_frames, split_frames  # noqa: E402
@@ -31,40 +32,20 @@ from ffkit.evaluation import evaluate_model  # noqa: E402
 from ffkit.training import train  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
-TIERS = ["mm", "fast", "balanced", "accurate"]
-# tier -> (epochs, minutes on rMD17 ethanol, minutes on water, batch size, learning rate)
-BUDGETS = {
-    "mm": (400, 4.0, 3.0, 16, 2e-2),
-    "fast": (400, 10.0, 6.0, 8, 1e-2),
-    "balanced": (400, 12.0, 8.0, 8, 5e-3),
-    "accurate": (400, 28.0, 12.0, 4, 3e-3),
-}
-
-
-def write_extxyz(frames, path: Path) -> None:
-    from ase import Atoms
-    from ase.io import write
-
-    images = []
-    for f in frames:
-        atoms = Atoms(numbers=f.numbers, positions=f.positions, cell=f.cell, pbc=f.pbc)
-        atoms.info["energy"] = f.energy
-        atoms.arrays["forces"] = f.forces
-        images.append(atoms)
-    write(path, images, format="extxyz")
+TIERS = list(BUDGETS)
 
 
 def datasets(tmp: Path, names):
-    """(name, train file, n_valid, test frames) for each selected reference data set."""
+    """(name, train file, test frames) for each selected reference data set."""
     if "rmd17_ethanol" in names:
         ethanol = SHARED / "rmd17_ethanol"
-        yield "rmd17_ethanol", ethanol / "train.xyz", 50, read_frames(ethanol / "test_MD.xyz")
+        yield "rmd17_ethanol", ethanol / "train.xyz", read_frames(ethanol / "test_MD.xyz")
     if "water_deepmd" in names:
         water = read_frames(SHARED / "water_deepmd" / "water.extxyz")
         train_frames, test_frames = split_frames(water, 0.1, seed=0)
         path = tmp / "water_train.xyz"
         write_extxyz(train_frames, path)
-        yield "water_deepmd", path, 20, test_frames
+        yield "water_deepmd", path, test_frames
 
 
 def markdown(records) -> str:
@@ -105,22 +86,19 @@ def main() -> int:
     models.mkdir(exist_ok=True)
     records = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, train_file, n_valid, test_frames in datasets(Path(tmp), args.datasets):
+        for name, train_file, test_frames in datasets(Path(tmp), args.datasets):
             for tier in args.tiers:
-                epochs, eth_minutes, water_minutes, batch, lr = BUDGETS[tier]
-                minutes = eth_minutes if name == "rmd17_ethanol" else water_minutes
+                budget = training_budget(tier, periodic=name == "water_deepmd")
+                budget["max_minutes"] *= args.minutes_scale
                 run_dir = Path(tmp) / f"{name}_{tier}"
-                if name == "water_deepmd":  # 192 atoms a frame: more, smaller steps per epoch
-                    batch, lr = 1, lr / 2
-                cfg = TrainConfig(data=str(train_file), out=str(run_dir), tier=tier, n_valid=n_valid, epochs=epochs,
-                                  batch_size=batch, lr=lr, dtype="float32", seed=0, threads=args.threads,
-                                  max_minutes=minutes * args.minutes_scale)
+                cfg = TrainConfig(data=str(train_file), out=str(run_dir), tier=tier, dtype="float32", seed=0,
+                                  threads=args.threads, **budget)
                 summary = train(cfg)
                 result = evaluate_model(run_dir / "best.pt", test_frames)
                 model, ckpt = load_checkpoint(run_dir / "best.pt")
-                compile_model(model, models / f"{name}_{tier}.pt", dtype="float64", checkpoint=ckpt,
+                compile_model(model, models / f"{name}_{tier}.pt", dtype="float32", checkpoint=ckpt,
                               test_metrics=result["metrics"])
-                n_train = len(read_frames(train_file)) - n_valid
+                n_train = len(read_frames(train_file)) - budget["n_valid"]
                 record = {"dataset": name, "tier": tier, "n_train": n_train, **result["metrics"],
                           "n_params": summary["n_params"], "train_seconds": round(summary["seconds"], 1),
                           "epochs": summary["epochs"], "dtype": "float32", "n_test": len(test_frames)}

@@ -111,6 +111,26 @@ def compile_model(model: ForceField, path, dtype: str = "float64", checkpoint: O
     return meta
 
 
+def recast_artifact(source, path, dtype: str) -> Dict[str, Any]:
+    """Copy a LAMMPS-convention artifact in another precision (no checkpoint needed).
+
+    Weights trained in float32 survive float64 -> float32 exactly, so this equals compiling the
+    checkpoint in `dtype` (spline tables are computed in float64 either way, then rounded).
+    """
+    torch_dtype = {"float32": torch.float32, "float64": torch.float64}.get(dtype)
+    if torch_dtype is None:
+        raise FFKitError(f"--dtype must be float32 or float64, not {dtype!r}")
+    meta = read_metadata(source)
+    module, _ = load_artifact(source, engine="lammps")
+    module = module.to(torch_dtype)
+    module.dtype_name = dtype
+    meta["dtype"] = dtype
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module.save(str(path), _extra_files={"metadata.json": json.dumps(meta, indent=1)})
+    return meta
+
+
 def read_metadata(path) -> Dict[str, Any]:
     """The metadata of an artifact, read from the zip without loading TorchScript."""
     path = Path(path)

@@ -5,35 +5,16 @@ import pytest
 import torch
 from ase.build import bulk
 from ase.io import read
+from model_helpers import atoms_frame, energy_forces, perturbed_model
 
-from ffkit.datasets import Frame
 from ffkit.graphs import collate, frame_graph
-from ffkit.model.tiers import TIERS, build_model
-from ffkit.predict import energy_and_forces
+from ffkit.model.tiers import TIERS
 
 SPECIES = [1, 6, 8]
 
 
 def _model(tier, species=SPECIES):
-    torch.manual_seed(1)
-    model = build_model(tier, species, avg_neighbors=6.0).double()
-    # give zero-initialised weights (pair tables, charges) non-trivial values
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return model
-
-
-def _frame(atoms):
-    return Frame(numbers=atoms.numbers.astype(np.int64), positions=atoms.positions.astype(np.float64),
-                 cell=np.asarray(atoms.cell, dtype=np.float64), pbc=np.asarray(atoms.pbc), energy=None,
-                 forces=None, source="test")
-
-
-def _energy_forces(model, atoms):
-    graph = collate([frame_graph(_frame(atoms), model.species, model.cutoff)]).to(torch.float64)
-    e, f = energy_and_forces(model, graph)
-    return float(e.sum()), f.detach().numpy()
+    return perturbed_model(tier, species)
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +25,15 @@ def ethanol(shared_data):
 @pytest.mark.parametrize("tier", list(TIERS))
 def test_rotation_translation_permutation_invariance(tier, ethanol):
     model = _model(tier)
-    e0, f0 = _energy_forces(model, ethanol)
+    e0, f0 = energy_forces(model, ethanol)
     rot = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64))[0].numpy()
     moved = ethanol.copy()
     moved.positions = ethanol.positions @ rot.T + np.array([1.3, -2.1, 0.7])
-    e1, f1 = _energy_forces(model, moved)
+    e1, f1 = energy_forces(model, moved)
     assert e1 == pytest.approx(e0, rel=1e-12, abs=1e-10)
     np.testing.assert_allclose(f1, f0 @ rot.T, atol=1e-10)
     perm = np.random.default_rng(0).permutation(len(ethanol))
-    e2, f2 = _energy_forces(model, ethanol[perm])
+    e2, f2 = energy_forces(model, ethanol[perm])
     assert e2 == pytest.approx(e0, rel=1e-12, abs=1e-10)
     np.testing.assert_allclose(f2, f0[perm], atol=1e-10)
 
@@ -60,13 +41,13 @@ def test_rotation_translation_permutation_invariance(tier, ethanol):
 @pytest.mark.parametrize("tier", list(TIERS))
 def test_forces_are_minus_gradient(tier, ethanol):
     model = _model(tier)
-    _, forces = _energy_forces(model, ethanol)
+    _, forces = energy_forces(model, ethanol)
     h = 1e-5
     for atom, axis in [(0, 0), (3, 1), (8, 2)]:
         plus, minus = ethanol.copy(), ethanol.copy()
         plus.positions[atom, axis] += h
         minus.positions[atom, axis] -= h
-        numeric = -(_energy_forces(model, plus)[0] - _energy_forces(model, minus)[0]) / (2 * h)
+        numeric = -(energy_forces(model, plus)[0] - energy_forces(model, minus)[0]) / (2 * h)
         assert forces[atom, axis] == pytest.approx(numeric, rel=1e-6, abs=1e-7)
 
 
@@ -77,7 +58,7 @@ def test_locality_beyond_cutoff(tier, shared_data):
     model = _model(tier, species=[1, 8])
 
     def atom_energies(atoms):
-        graph = collate([frame_graph(_frame(atoms), model.species, model.cutoff)]).to(torch.float64)
+        graph = collate([frame_graph(atoms_frame(atoms), model.species, model.cutoff)]).to(torch.float64)
         vec = graph.positions[graph.edge_index[1]] - graph.positions[graph.edge_index[0]] + graph.shifts
         return model(graph.species, graph.edge_index, vec, graph.n_atoms).detach().numpy()
 
@@ -96,10 +77,10 @@ def test_locality_beyond_cutoff(tier, shared_data):
 @pytest.mark.parametrize("tier", list(TIERS))
 def test_extensivity(tier, ethanol):
     model = _model(tier)
-    e1, _ = _energy_forces(model, ethanol)
+    e1, _ = energy_forces(model, ethanol)
     pair = ethanol.copy() + ethanol.copy()
     pair.positions[len(ethanol):] += np.array([40.0, 0.0, 0.0])
-    e2, _ = _energy_forces(model, pair)
+    e2, _ = energy_forces(model, pair)
     assert e2 == pytest.approx(2 * e1, rel=1e-12)
 
 
@@ -109,8 +90,8 @@ def test_periodic_supercell(tier):
     atoms = bulk("C", "diamond", a=3.57)
     atoms.rattle(0.05, seed=2)
     model = _model(tier)
-    e1, f1 = _energy_forces(model, atoms)
-    e8, f8 = _energy_forces(model, atoms.repeat((2, 2, 2)))
+    e1, f1 = energy_forces(model, atoms)
+    e8, f8 = energy_forces(model, atoms.repeat((2, 2, 2)))
     assert e8 == pytest.approx(8 * e1, rel=1e-10)
     np.testing.assert_allclose(f8[: len(atoms)], f1, atol=1e-9)
 
@@ -121,6 +102,6 @@ def test_axis_aligned_atoms_give_finite_forces(tier):
     from ase import Atoms
     model = _model(tier)
     co2 = Atoms("OCO", positions=[[0.0, 0.0, 0.0], [1.16, 0.0, 0.0], [2.32, 0.0, 0.0]])
-    energy, forces = _energy_forces(model, co2)
+    energy, forces = energy_forces(model, co2)
     assert np.isfinite(energy) and np.all(np.isfinite(forces))
     np.testing.assert_allclose(forces[:, 1:], 0.0, atol=1e-12)

@@ -4,30 +4,11 @@ import numpy as np
 import pytest
 import torch
 from ase.io import read
+from model_helpers import energy_forces, perturbed_model
 
 from ffkit.artifact import compile_model, read_metadata
 from ffkit.calculator import FFKitCalculator
-from ffkit.datasets import Frame
-from ffkit.graphs import collate, frame_graph
 from ffkit.model.tabulated import tabulate_pair_terms
-from ffkit.model.tiers import build_model
-from ffkit.predict import energy_and_forces
-
-
-def _perturbed(tier, species):
-    torch.manual_seed(1)
-    model = build_model(tier, species, avg_neighbors=10.0).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return model
-
-
-def _energy_forces(model, atoms):
-    frame = Frame(numbers=atoms.numbers.astype(np.int64), positions=atoms.positions, cell=np.asarray(atoms.cell),
-                  pbc=np.asarray(atoms.pbc), energy=None, forces=None, source="test")
-    e, f = energy_and_forces(model, collate([frame_graph(frame, model.species, model.cutoff)]))
-    return float(e.detach().sum()), f.detach().numpy()
 
 
 @pytest.mark.parametrize("tier", ["mm", "fast"])
@@ -35,17 +16,17 @@ def _energy_forces(model, atoms):
                                                  ("rmd17_ethanol/train.xyz", 7, [1, 6, 8])])
 def test_table_matches_analytic_terms(shared_data, tier, data, index, species):
     atoms = read(shared_data / data, index=index)
-    model = _perturbed(tier, species)
+    model = perturbed_model(tier, species, avg_neighbors=10.0, scale=0.1)
     tabulated = tabulate_pair_terms(model)
     assert tabulated["tabulated"]["terms"] == [n for n in model.term_names if n != "three_body"]
-    e_exact, f_exact = _energy_forces(model, atoms)
-    e_table, f_table = _energy_forces(tabulated["model"], atoms)
+    e_exact, f_exact = energy_forces(model, atoms)
+    e_table, f_table = energy_forces(tabulated["model"], atoms)
     assert e_table == pytest.approx(e_exact, rel=1e-9, abs=1e-9)
     np.testing.assert_allclose(f_table, f_exact, rtol=0, atol=1e-6 * max(1.0, np.abs(f_exact).max()))
 
 
 def test_table_holds_at_close_contact_and_is_finite_below_its_first_knot():
-    model = _perturbed("mm", [1, 8])
+    model = perturbed_model("mm", [1, 8], avg_neighbors=10.0, scale=0.1)
     table = tabulate_pair_terms(model)["model"]
     for r, tol in [(0.5, 1e-6), (0.9, 1e-8), (1.7, 1e-8), (5.9, 1e-8)]:
         vec = torch.tensor([[r, 0.0, 0.0], [-r, 0.0, 0.0]], dtype=torch.float64)
@@ -59,7 +40,7 @@ def test_table_holds_at_close_contact_and_is_finite_below_its_first_knot():
 
 
 def test_artifact_records_the_table_and_its_error(tmp_path, shared_data):
-    model = _perturbed("fast", [1, 8])
+    model = perturbed_model("fast", [1, 8], avg_neighbors=10.0, scale=0.1)
     path = tmp_path / "model.pt"
     compile_model(model, path)
     info = read_metadata(path)["pair_table"]
@@ -67,6 +48,6 @@ def test_artifact_records_the_table_and_its_error(tmp_path, shared_data):
     assert 0 <= info["max_energy_error_eV"] < 1e-4 and 0 <= info["max_force_error_eV_A"] < 1e-3
     atoms = read(shared_data / "water_deepmd" / "water.extxyz", index=2)
     atoms.calc = FFKitCalculator(path)
-    e_exact, f_exact = _energy_forces(model, atoms)
+    e_exact, f_exact = energy_forces(model, atoms)
     assert atoms.get_potential_energy() == pytest.approx(e_exact, rel=1e-9)
     np.testing.assert_allclose(atoms.get_forces(), f_exact, atol=1e-6)

@@ -44,7 +44,7 @@ TIERS: Dict[str, Dict[str, Dict[str, Any]]] = {
         "repulsion": {"type": "zbl"},
         "pair": {"type": "pair", "cutoff": 5.0, "n_basis": 12},
         "many_body": {"type": "many_body", "cutoff": 5.0, "n_basis": 10, "n_channels": 16, "l_max": 4,
-                      "n_coupled": 8, "hidden": [128, 128]},
+                      "n_coupled": 6, "hidden": [96, 96]},
     },
 }
 
