@@ -35,7 +35,7 @@ CASES = {
     "ethanol_accurate_nvt": ("rmd17_ethanol_accurate.pt", "ethanol", "nvt", 20.0, 0.5),
     "ethanol_fast_nve": ("rmd17_ethanol_fast.pt", "ethanol", "nve", 10.0, 0.5),
     "water_fast_nve": ("water_deepmd_fast.pt", "water", "nve", 5.0, 0.5),
-    "water_accurate_nvt": ("water_deepmd_accurate.pt", "water", "nvt", 2.0, 0.5),
+    "water_accurate_nvt": ("water_deepmd_accurate.pt", "water", "nvt", 20.0, 0.5),
 }
 
 
