@@ -94,4 +94,6 @@ def tabulate_pair_terms(model: ForceField, spacing: float = SPACING) -> Dict[str
             "spacing_A": spacing, "r_first_A": R_FIRST,
             "max_energy_error_eV": result["max_energy_error_eV"],
             "max_force_error_eV_A": result["max_force_error_eV_A"]}
-    return {"model": out.to(model.reference_energies.dtype), "tabulated": info}
+    # the table stays float64 (it casts itself to the input's dtype): a float64 artifact of a
+    # float32-trained model keeps the table's full precision
+    return {"model": out, "tabulated": info}
