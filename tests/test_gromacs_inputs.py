@@ -80,6 +80,14 @@ def test_pressure_coupling_with_nnpot_is_refused_or_warned(artifact, tmp_path):
         check_pressure_coupling({"nnpot-active": "yes", "pcoupl": "no"})
 
 
+def test_electrostatic_embedding_is_refused(artifact, tmp_path):
+    settings = {**nnpot_settings(artifact), "nnpot_embedding": "electrostatic-model"}
+    with pytest.raises(FFKitError, match="nnpot-embedding = electrostatic-model, but ffkit models predict no "
+                                         "response to MM charges"):
+        write_mdp(tmp_path / "ee.mdp", settings)
+    write_mdp(tmp_path / "me.mdp", {**settings, "nnpot_embedding": "Mechanical"})
+
+
 def test_lammps_and_float64_artifacts_are_refused(model, tmp_path):
     compile_model(model, tmp_path / "lammps.pt", dtype="float64")
     with pytest.raises(FFKitError, match="compiled for engine 'lammps'.*--engine gromacs"):
@@ -149,3 +157,92 @@ def test_pure_nn_run_files_agree_with_each_other(artifact, shared_data, tmp_path
     na.numbers[0] = 11
     with pytest.raises(FFKitError, match=r"element\(s\) Na \(Z=11\) are not in the model"):
         prepare_pure_nn(tmp_path / "na", na, artifact, 3)
+
+
+def test_ethanol_is_typed_with_opls_aa_and_complete(shared_data):
+    from ase.build import molecule
+    from ase.io import read
+
+    from ffkit_gromacs.ethanol import ATOM_TYPES, ethanol_moleculetype, type_atoms
+
+    mol = read(shared_data / "rmd17_ethanol" / "test_MD.xyz", index=0)
+    types, bonds = type_atoms(mol)
+    assert sorted(types) == ["CO", "CT", "HC", "HC", "HC", "HC", "HC", "HO", "OH"]
+    assert sum(ATOM_TYPES[t][2] for t in types) == pytest.approx(0.0, abs=1e-9)     # a neutral molecule
+    text, counts = ethanol_moleculetype(mol)
+    # C2H6O: 8 bonds, 13 angles, 12 proper dihedrals, and the 12 distinct 1-4 pairs they span
+    assert counts == {"bonds": 8, "pairs": 12, "angles": 13, "dihedrals": 12}
+    sections = {name.strip(): [line for line in body.splitlines()[1:] if line.strip() and not line.startswith(";")]
+                for name, body in (part.split("]", 1) for part in text.split("[ ")[1:])}
+    assert [len(sections[k]) for k in ("atoms", "bonds", "pairs", "angles", "dihedrals")] == [9, 8, 12, 13, 12]
+    o_h = next(line.split() for line in sections["bonds"] if {types[int(a) - 1] for a in line.split()[:2]}
+               == {"OH", "HO"})
+    assert o_h[3:] == ["0.0945", "462750.4"]
+    with pytest.raises(FFKitError, match=r"not an ethanol: CH4O with 5 covalent bonds"):
+        ethanol_moleculetype(molecule("CH3OH"))
+
+
+def test_solvated_systems_have_no_overlaps_and_consistent_files(shared_data, tmp_path):
+    import numpy as np
+    from ase.io import read
+
+    from ffkit_gromacs.ethanol import RESIDUE, ethanol_atomtypes, ethanol_moleculetype
+    from ffkit_gromacs.runs import Solute, prepare_solvated
+    from ffkit_gromacs.topology import order_waters, solvate
+
+    mol = read(shared_data / "rmd17_ethanol" / "test_MD.xyz", index=0)
+    water = order_waters(read(shared_data / "water_deepmd" / "water.extxyz", index=0)).repeat((2, 2, 2))
+    system, n_waters = solvate(mol, water, clearance=2.4)
+    assert len(system) == len(mol) + 3 * n_waters and 480 < n_waters < len(water) // 3
+    closest = min(system.get_distances(k, range(len(mol), len(system)), mic=True).min() for k in range(len(mol)))
+    assert 2.4 < closest < 3.0
+    assert np.allclose(system.positions[:len(mol)].mean(0), np.asarray(water.cell).sum(0) / 2)
+
+    nn_model = tmp_path / "nn.pt"
+    torch.manual_seed(0)
+    compile_nnpot(build_model("fast", [1, 6, 8]).double(), nn_model)
+    solute = Solute(RESIDUE, mol, ethanol_atomtypes(), ethanol_moleculetype(mol)[0])
+    files = prepare_solvated(tmp_path / "mlmm", water, solute, nn_model, {"nsteps": "5"})
+    assert files.n_atoms == len(system)
+    mdp = parse_mdp(files.mdp)
+    assert mdp["nnpot-input-group"] == RESIDUE and mdp["coulombtype"] == "PME" and mdp["nsteps"] == "5"
+    assert files.ndx.read_text().split("[ ETH ]\n")[1].split("[")[0].split() == [str(k) for k in range(1, 10)]
+    assert f"ETH  1\n  SOL  {n_waters}" in files.top.read_text()
+    gro_names = [line[10:15].strip() for line in files.gro.read_text().splitlines()[2:2 + len(mol)]]
+    top_atoms = files.top.read_text().split("[ atoms ]")[1].split("[")[0].splitlines()[2:2 + len(mol)]
+    assert gro_names == [line.split()[4] for line in top_atoms]
+    mm = prepare_solvated(tmp_path / "mm", water, solute)
+    assert "nnpot-active" not in parse_mdp(mm.mdp) and mm.top.read_text() == files.top.read_text()
+    water_only = prepare_solvated(tmp_path / "water", water)
+    assert "SOL  512" in water_only.top.read_text() and "ETH" not in water_only.top.read_text()
+    with pytest.raises(FFKitError, match="an NN artifact needs a solute"):
+        prepare_solvated(tmp_path / "bad", water, artifact=nn_model)
+
+
+def test_grompp_embedding_report_is_read_line_by_line():
+    from ffkit_gromacs.runs import embedding_report
+
+    text = ("Neural network potential interface is active, topology was modified!\n"
+            "Number of embedded NNP atoms: 9\nNumber of regular atoms: 1503\n\nNumber of exclusions made: 9\n"
+            "Number of bonds removed: 20\nNumber of InteractionFunction::ConnectBonds (type 5 bonds) added: 8\n"
+            "Number of angles removed: 13\nNumber of dihedrals removed: 12\n")
+    assert embedding_report(text) == {"embedded NNP atoms": 9, "regular atoms": 1503, "exclusions made": 9,
+                                      "bonds removed": 20, "ConnectBonds added": 8, "angles removed": 13,
+                                      "dihedrals removed": 12}
+
+
+def test_speed_results_are_kept_per_system_with_a_table(tmp_path):
+    import json
+
+    from ffkit_gromacs.speed import record
+
+    entry = {"system": "water", "atoms": 192, "nn_atoms": 192, "nn_setup": "pure NN", "nn_ns_per_day": 2.0,
+             "mm_setup": "SPC/E", "mm_ns_per_day": 50.0, "drift_meV_per_atom_ps": 0.01, "ps": 10.0, "dt_fs": 0.5,
+             "threads": 1, "gromacs": "2026.3"}
+    path = record(tmp_path / "speed.json", "water", entry)
+    record(path, "ethanol", {**entry, "system": "ethanol", "nn_ns_per_day": 10.0})
+    record(path, "water", {**entry, "nn_ns_per_day": 4.0})
+    results = json.loads(path.read_text())
+    assert list(results) == ["water", "ethanol"] and results["water"]["nn_ns_per_day"] == 4.0
+    rows = [line for line in path.with_suffix(".md").read_text().splitlines() if line.startswith("| water")]
+    assert len(rows) == 1 and "| 4.00 |" in rows[0] and "| 12.5× |" in rows[0]

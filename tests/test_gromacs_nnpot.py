@@ -18,7 +18,7 @@ from ffkit.errors import FFKitError
 from ffkit.model.tiers import build_model
 from ffkit.neighbors import neighbor_pairs
 from ffkit.units import KJ_PER_MOL_PER_EV
-from ffkit_gromacs.nnpot import compile_nnpot
+from ffkit_gromacs.nnpot import compile_nnpot, compile_nnpot_from_artifact
 from ffkit_gromacs.topology import order_waters
 
 FORCE_KJ_MOL_NM = KJ_PER_MOL_PER_EV * 10.0  # eV/Å -> kJ/mol/nm
@@ -166,6 +166,22 @@ def test_float64_precision_matches_tighter(artifacts, waters):
     _assert_close(energy, forces, *_reference(artifacts, atoms), rel=1e-7)
 
 
+def test_a_lammps_artifact_wraps_into_the_same_nnpot_model(artifacts, waters, model, tmp_path):
+    """No checkpoint needed: the LAMMPS artifact's `model` submodule is the trained model."""
+    from ffkit.artifact import read_metadata
+
+    path = tmp_path / "from_artifact.pt"
+    meta = compile_nnpot_from_artifact(artifacts["ase"], path, precision="float64")
+    source = read_metadata(artifacts["ase"])
+    assert meta["engine"] == "gromacs" and meta["dtype"] == "float32" and meta["compute_dtype"] == "float64"
+    assert meta["source_artifact"] == str(artifacts["ase"].resolve()) and meta["n_params"] == source["n_params"]
+    assert read_metadata(path) == meta
+    energy, forces = torch.jit.load(str(path))(*_gromacs_inputs(waters[2]))
+    _assert_close(energy, forces, *_reference(artifacts, waters[2]), rel=1e-7)
+    with pytest.raises(FFKitError, match="compiled for engine 'gromacs', but 'lammps' is needed"):
+        compile_nnpot_from_artifact(path, tmp_path / "again.pt")
+
+
 def test_pair_layout_matches_with_gromacs_pair_list(artifacts, waters, model):
     module = artifacts["pairs", True]
     for atoms in waters[:2]:
@@ -251,9 +267,10 @@ def test_wrong_input_order_is_explained(artifacts, waters, model):
         artifacts["positions", True](positions.double(), numbers, box, pbc)
 
 
-@pytest.mark.parametrize("case", ["cubic", "scattered", "triclinic", "slab_xy", "no_pbc", "narrow_box"])
+@pytest.mark.parametrize("case", ["cubic", "scattered", "triclinic", "slab_xy", "no_pbc", "narrow_box", "few_atoms"])
 def test_pair_search_finds_the_same_pairs_as_the_reference_list(artifacts, waters, model, case):
-    """The module's own pair search (cell list, or all images for narrow boxes) against vesin."""
+    """The module's own pair search (cell list; all pairs and images for narrow boxes or few atoms)
+    against vesin."""
     atoms = waters[0].copy()
     pbc = [True, True, True]
     if case == "scattered":
@@ -267,8 +284,13 @@ def test_pair_search_finds_the_same_pairs_as_the_reference_list(artifacts, water
     elif case == "narrow_box":
         atoms = atoms[:3]
         atoms.set_cell([3.0, 6.5, 7.0])
+    elif case == "few_atoms":         # a solute, partly outside the box
+        atoms = atoms[:45]
+        atoms.positions += np.random.default_rng(4).integers(-1, 2, (len(atoms), 3)) @ np.asarray(atoms.cell)
+    module = artifacts["positions", True]
+    assert (len(atoms) > module.all_pairs_atoms) == (case not in ("narrow_box", "few_atoms"))  # both searches run
     positions, _, box, _ = _gromacs_inputs(atoms)
-    edge_index, shifts = artifacts["positions", True]._pairs_in_box(positions, box, torch.tensor(pbc))
+    edge_index, shifts = module._pairs_in_box(positions, box, torch.tensor(pbc))
     x = positions.detach().double().numpy() * 10.0
     cell = box.double().numpy() * 10.0
     i, j, s = neighbor_pairs(x, cell, np.array(pbc), model.cutoff)

@@ -62,6 +62,18 @@ def check_pressure_coupling(settings: Mapping[str, Any], source: str = "mdp", al
     warnings.warn("WRONG PRESSURE: " + message + ".", NNPotPressureWarning, stacklevel=2)
 
 
+def check_embedding(settings: Mapping[str, Any], source: str = "mdp") -> None:
+    """Only mechanical embedding: `electrostatic-model` (GROMACS 2026) wants a model that takes the
+    MM charges and positions and returns forces on the MM atoms, which no ffkit model does
+    (gromacs_interface/README.md, "Embedding")."""
+    settings = {mdp_key(k): v for k, v in settings.items()}
+    embedding = str(settings.get("nnpot-embedding", "mechanical")).strip().lower()
+    if embedding != "mechanical":
+        raise FFKitError(f"{source}: nnpot-embedding = {embedding}, but ffkit models predict no response to MM "
+                         "charges and return no forces on MM atoms, which electrostatic-model embedding needs "
+                         "(GROMACS would also zero the NN atoms' MM charges); use nnpot-embedding = mechanical")
+
+
 def check_artifact(path, gromacs_version: Optional[int] = None) -> Dict[str, Any]:
     """The metadata of an artifact GROMACS can run, or a clear error saying why it cannot."""
     path = Path(path)

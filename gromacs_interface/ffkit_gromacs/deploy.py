@@ -150,9 +150,8 @@ def _run_logged(command: List[str], cwd: Path, log: Path, say, progress_label: O
 
     bar = tqdm(total=100, desc=progress_label, unit="%", disable=progress_label is None, file=sys.stderr)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    with open(log, "a") as out:
+    with open(log, "a", buffering=1) as out:             # line-buffered: `tail -f` follows the build
         out.write(f"\n$ {' '.join(command)}\n")
-        out.flush()
         proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env=env)
         for line in proc.stdout:

@@ -11,13 +11,14 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
 from ffkit.errors import FFKitError
 
-from .checks import check_artifact, check_model_inputs, check_pressure_coupling, mdp_key, nnpot_active
+from .checks import check_artifact, check_embedding, check_model_inputs, check_pressure_coupling, mdp_key, \
+    nnpot_active
 
 PAIR_LIST_BUFFER_NM = 0.1  # how far atoms may approach between pair-list updates (nstlist 10)
 
 
 def nnpot_settings(model_path, input_group: str = "NN", *, absolute: bool = True,
-                   gromacs_version: Optional[int] = None, embedding: Optional[str] = None) -> Dict[str, str]:
+                   gromacs_version: Optional[int] = None) -> Dict[str, str]:
     """The `nnpot-*` mdp settings for an artifact, in the order GROMACS reads them.
 
     For the 2026 pair layout GROMACS's pair list is reused between updates, so the pair cut-off
@@ -31,8 +32,6 @@ def nnpot_settings(model_path, input_group: str = "NN", *, absolute: bool = True
         "nnpot-modelfile": str(path.resolve() if absolute else path),
         "nnpot-input-group": input_group,
     }
-    if embedding is not None:
-        settings["nnpot-embedding"] = embedding
     if meta["layout"] == "pairs":
         pair_cutoff = round(meta["cutoff"] / 10.0 + PAIR_LIST_BUFFER_NM, 4)
         settings.update({"nnpot-pair-cutoff": f"{pair_cutoff:g}", "verlet-buffer-tolerance": "-1",
@@ -48,12 +47,14 @@ def render_mdp(settings: Mapping[str, Any]) -> str:
 
 
 def write_mdp(path, settings: Mapping[str, Any], allow_wrong_pressure: bool = False) -> Path:
-    """Write an mdp file after the checks: NNPot inputs match the artifact, no pressure coupling."""
+    """Write an mdp file after the checks: NNPot inputs match the artifact, mechanical embedding,
+    no pressure coupling."""
     path = Path(path)
     normalised = {mdp_key(k): v for k, v in settings.items()}
     if nnpot_active(normalised):
         meta = check_artifact(normalised["nnpot-modelfile"])
         check_model_inputs(normalised, meta, str(path))
+        check_embedding(normalised, str(path))
         if meta["layout"] == "pairs":
             _check_pair_ranges(normalised, meta, path)
     check_pressure_coupling(normalised, str(path), allow=allow_wrong_pressure)

@@ -7,7 +7,7 @@ with both zeroed. Frames for comparisons go to .trr (full float32 precision), no
 """
 
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from ase.data import atomic_masses, chemical_symbols
@@ -123,11 +123,47 @@ SPCE_MOLECULE = """[ moleculetype ]
 """
 
 
+OPLS_DEFAULTS = "[ defaults ]\n; nbfunc comb-rule gen-pairs fudgeLJ fudgeQQ\n  1      3         yes       0.5     0.5\n"
+
+
 def spce_topology(n_waters: int, system: str = "SPC/E water") -> str:
     """A complete .top for `n_waters` SPC/E waters (geometric mixing, like OPLS-AA)."""
-    return ("[ defaults ]\n; nbfunc comb-rule gen-pairs fudgeLJ fudgeQQ\n  1      3         yes       0.5     0.5\n\n"
-            "[ atomtypes ]\n; name at.num mass charge ptype sigma epsilon\n" + SPCE_ATOMTYPES + "\n"
-            + SPCE_MOLECULE + f"\n[ system ]\n  {system}\n\n[ molecules ]\n  SOL  {n_waters}\n")
+    return solvated_topology("", "", None, n_waters, system)
+
+
+def solvated_topology(solute_atomtypes: str, solute_molecule: str, solute_name: Optional[str], n_waters: int,
+                      system: str) -> str:
+    """One solute molecule (OPLS-style: geometric mixing, fudge 0.5) followed by SPC/E waters."""
+    molecules = (f"  {solute_name}  1\n" if solute_name else "") + f"  SOL  {n_waters}\n"
+    return (OPLS_DEFAULTS + "\n[ atomtypes ]\n; name at.num mass charge ptype sigma epsilon\n" + solute_atomtypes
+            + SPCE_ATOMTYPES + "\n" + (solute_molecule + "\n" if solute_molecule else "") + SPCE_MOLECULE
+            + f"\n[ system ]\n  {system}\n\n[ molecules ]\n" + molecules)
+
+
+def solvate(solute, water, clearance: float = 2.4):
+    """`solute` (ASE) at the centre of the water box `water` (O, H, H per molecule, e.g. from
+    `order_waters`), without the waters that have an atom closer than `clearance` Å to it.
+
+    Returns the combined Atoms (solute first) and the number of waters kept. The solute is put
+    whole at the centre, so it needs a box wider than itself plus twice the clearance.
+    """
+    solute = solute.copy()
+    centre = np.asarray(water.cell).sum(0) / 2
+    solute.positions += centre - solute.positions.mean(0)
+    lengths = water.cell.lengths()                      # rectangular, as write_gro requires
+    keep = []
+    for o in range(0, len(water), 3):
+        molecule = [o, o + 1, o + 2]
+        vectors = water.positions[molecule][:, None] - solute.positions[None]
+        vectors -= lengths * np.round(vectors / lengths)    # minimum image
+        if np.linalg.norm(vectors, axis=-1).min() > clearance:
+            keep += molecule
+    if not keep:
+        raise FFKitError(f"no water is farther than {clearance} Å from the solute in a {water.cell.lengths()} Å box")
+    system = solute + water[keep]
+    system.cell = water.cell
+    system.pbc = True
+    return system, len(keep) // 3
 
 
 def order_waters(atoms):
