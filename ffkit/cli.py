@@ -64,6 +64,17 @@ def _test(args) -> int:
     return 0
 
 
+def _is_artifact(path: str) -> bool:
+    """A compiled LAMMPS-convention artifact (a zip with ffkit metadata), rather than a checkpoint."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith("extra/metadata.json") for n in zf.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def _compile(args) -> int:
     from .artifact import checkpoint_metrics, compile_model
     from .checkpoints import load_checkpoint
@@ -74,6 +85,13 @@ def _compile(args) -> int:
                              f"--engine {args.engine} takes one checkpoint")
         from .committee import compile_committee
         meta = compile_committee(args.checkpoint, args.out, dtype=args.dtype)
+    elif _is_artifact(args.checkpoint[0]):
+        from .artifact import recast_artifact
+        if args.engine == "lammps":
+            meta = recast_artifact(args.checkpoint[0], args.out, args.dtype)
+        else:
+            from ffkit_gromacs.nnpot import compile_nnpot_from_artifact
+            meta = compile_nnpot_from_artifact(args.checkpoint[0], args.out, layout=args.layout)
     else:
         model, ckpt = load_checkpoint(args.checkpoint[0])
         metrics = checkpoint_metrics(ckpt)
@@ -139,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.set_defaults(func=_test)
 
-    p = sub.add_parser("compile", help="checkpoint -> TorchScript artifact with metadata")
+    p = sub.add_parser("compile", help="checkpoint -> TorchScript artifact with metadata (an artifact in: "
+                       "recast to --dtype, or wrapped for --engine gromacs)")
     p.add_argument("checkpoint", nargs="+", help="a checkpoint; several (checkpoints or LAMMPS artifacts) make a "
                    "committee artifact whose force spread flags extrapolation")
     p.add_argument("--out", required=True)

@@ -75,6 +75,16 @@ def test_compiled_artifact_matches_checkpoint(small_run, tmp_path):
     assert r.returncode == 0, r.stderr
     art32 = evaluate_model(tmp_path / "model32.pt", frames)
     np.testing.assert_allclose(art32["f_pred"], ck["f_pred"], atol=1e-4 * scale)
+    # an artifact recast to float32 by `ffkit compile ARTIFACT` equals the float32 compile of the checkpoint
+    r = _ffkit("compile", tmp_path / "model.pt", "--out", tmp_path / "recast32.pt", "--dtype", "float32")
+    assert r.returncode == 0, r.stderr
+    assert read_metadata(tmp_path / "recast32.pt")["dtype"] == "float32"
+    recast = evaluate_model(tmp_path / "recast32.pt", frames)
+    np.testing.assert_allclose(recast["f_pred"], art32["f_pred"], atol=1e-5 * scale)
+    # ... and wrapped for GROMACS NNPot without the checkpoint
+    r = _ffkit("compile", tmp_path / "model.pt", "--out", tmp_path / "nnpot.pt", "--engine", "gromacs")
+    assert r.returncode == 0, r.stderr
+    assert read_metadata(tmp_path / "nnpot.pt")["engine"] == "gromacs"
 
 
 def test_ffkit_test_cli_reports_metrics_and_plot(small_run, tmp_path):

@@ -76,7 +76,8 @@ def has_nnpot(gmx) -> Tuple[bool, str]:
         (tmp / "probe.top").write_text(_PROBE_TOP)
         (tmp / "probe.gro").write_text("probe\n1\n    1X        H    1   1.000   1.000   1.000\n   5.0 5.0 5.0\n")
         (tmp / "probe.mdp").write_text("integrator = md\nnsteps = 0\ncutoff-scheme = Verlet\n"
-                                       "verlet-buffer-tolerance = -1\nrlist = 1.0\nnnpot-active = yes\nnnpot-modelfile = absent-model.pt\n"
+                                       "verlet-buffer-tolerance = -1\nrlist = 1.0\nnnpot-active = yes\n"
+                                       "nnpot-modelfile = absent-model.pt\n"
                                        "nnpot-input-group = System\nnnpot-model-input1 = atom-positions\n")
         out = run_gmx(gmx, ["grompp", "-f", "probe.mdp", "-c", "probe.gro", "-p", "probe.top", "-o", "probe.tpr"],
                       cwd=tmp, check=False)
