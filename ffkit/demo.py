@@ -27,7 +27,7 @@ def run_demo(args) -> int:
     started = time.perf_counter()
     print(f"ffkit demo: training tier 'fast' on {bundled.path('ethanol_train.xyz').name} -> {run_dir}")
     cfg = TrainConfig(data=str(bundled.path("ethanol_train.xyz")), out=str(run_dir), tier="fast",
-                      n_valid=30, epochs=args.epochs or 60, batch_size=8, lr=1e-2, seed=0)
+                      n_valid=30, epochs=args.epochs or 300, batch_size=8, lr=1e-2, seed=0)
     resume = (run_dir / "last.pt").is_file()
     summary = train(cfg, resume=resume)
 
