@@ -32,7 +32,7 @@ BUDGETS = {
     "mm": (600, 3.0, 2.0, 16, 2e-2),
     "fast": (600, 8.0, 5.0, 8, 1e-2),
     "balanced": (600, 10.0, 6.0, 8, 5e-3),
-    "accurate": (600, 25.0, 10.0, 8, 5e-3),
+    "accurate": (900, 28.0, 10.0, 8, 5e-3),
 }
 LIQUID_DENSITY = {"C2H6O": 0.789, "H2O": 0.997}  # g/cm³ at 20–25 °C, by Hill formula
 TEST_FRACTION = 0.1
