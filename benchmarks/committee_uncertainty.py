@@ -30,6 +30,7 @@ from ffkit.artifact import read_metadata  # noqa: E402
 from ffkit.bench import training_budget  # noqa: E402
 from ffkit.calculator import FFKitCalculator  # noqa: E402
 from ffkit.committee import compile_committee  # noqa: E402
+from ffkit.validate.energy import read_lammps_log  # noqa: E402
 from ffkit_lammps.md import md_script, run, write_atomic_data  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "rmd17_ethanol"
@@ -92,27 +93,12 @@ def lammps_study(committee: Path, work: Path) -> list:
         script = script.replace("thermo_style custom step time temp pe ke etotal press",
                                 "compute dev all pair ffkit\nthermo_style custom step time temp pe c_dev[1] c_dev[2]")
         run(workdir, script)
-        spread = thermo_column(workdir / "log.lammps", "c_dev[1]")
+        spread = read_lammps_log(workdir / "log.lammps").runs[-1]["c_dev[1]"]
         rows.append({"temperature_K": temperature, "ps": 2.0, "mean_max_spread_eV_A": float(np.mean(spread)),
                      "p95_max_spread_eV_A": float(np.percentile(spread, 95)),
                      "max_spread_eV_A": float(np.max(spread))})
         print(f"LAMMPS {temperature:.0f} K: mean max spread {rows[-1]['mean_max_spread_eV_A']:.3f} eV/Å", flush=True)
     return rows
-
-
-def thermo_column(log: Path, name: str) -> np.ndarray:
-    values, header = [], None
-    for line in log.read_text().splitlines():
-        words = line.split()
-        if words[:1] == ["Step"]:
-            header = words
-            continue
-        if header and len(words) == len(header):
-            try:
-                values.append(float(words[header.index(name)]))
-            except ValueError:
-                header = None
-    return np.array(values)
 
 
 def main(argv=None) -> int:

@@ -131,6 +131,15 @@ def recast_artifact(source, path, dtype: str) -> Dict[str, Any]:
     return meta
 
 
+def is_artifact(path) -> bool:
+    """True for a compiled ffkit artifact (a zip holding extra/metadata.json), False for a checkpoint."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(name.endswith("extra/metadata.json") for name in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def read_metadata(path) -> Dict[str, Any]:
     """The metadata of an artifact, read from the zip without loading TorchScript."""
     path = Path(path)

@@ -64,19 +64,8 @@ def _test(args) -> int:
     return 0
 
 
-def _is_artifact(path: str) -> bool:
-    """A compiled LAMMPS-convention artifact (a zip with ffkit metadata), rather than a checkpoint."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any(n.endswith("extra/metadata.json") for n in zf.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
 def _compile(args) -> int:
-    from .artifact import checkpoint_metrics, compile_model
+    from .artifact import checkpoint_metrics, compile_model, is_artifact
     from .checkpoints import load_checkpoint
 
     if len(args.checkpoint) > 1:
@@ -85,7 +74,7 @@ def _compile(args) -> int:
                              f"--engine {args.engine} takes one checkpoint")
         from .committee import compile_committee
         meta = compile_committee(args.checkpoint, args.out, dtype=args.dtype)
-    elif _is_artifact(args.checkpoint[0]):
+    elif is_artifact(args.checkpoint[0]):
         from .artifact import recast_artifact
         if args.engine == "lammps":
             meta = recast_artifact(args.checkpoint[0], args.out, args.dtype)

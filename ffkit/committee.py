@@ -7,7 +7,6 @@ per-atom force spread after summing ghost contributions (docs/artifact.md, "Comm
 
 import json
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -15,7 +14,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .artifact import FORMAT_VERSION, UNITS, checkpoint_metrics, compile_model, load_artifact
+from .artifact import FORMAT_VERSION, UNITS, checkpoint_metrics, compile_model, is_artifact, load_artifact
 from .errors import FFKitError
 
 
@@ -56,14 +55,6 @@ class CommitteeConvention(nn.Module):
         return energy, forces, virial
 
 
-def _is_artifact(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any(name.endswith("extra/metadata.json") for name in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
 def load_member(path, dtype: str) -> Tuple[nn.Module, Dict[str, Any]]:
     """One member as a LAMMPS-convention module in `dtype`, and its metadata; from a checkpoint or an artifact.
 
@@ -72,7 +63,7 @@ def load_member(path, dtype: str) -> Tuple[nn.Module, Dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise FFKitError(f"{path}: committee member not found")
-    if not _is_artifact(path):
+    if not is_artifact(path):
         from .checkpoints import load_checkpoint
 
         model, ckpt = load_checkpoint(path)
