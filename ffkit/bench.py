@@ -26,13 +26,13 @@ from pathlib import Path
 
 from .errors import FFKitError
 
-# tier -> (epochs, minutes on molecules, minutes on periodic frames, batch size, learning rate), for
-# this 2-core machine with 1 thread; frames of hundreds of atoms train with batch 1 and half the rate.
+# tier -> (epochs, minutes on molecules, minutes on periodic frames, batch size), for this 2-core
+# machine with 1 thread; frames of hundreds of atoms train with batch 1 and half the tier's rate.
 BUDGETS = {
-    "mm": (600, 3.0, 2.0, 16, 2e-2),
-    "fast": (600, 8.0, 5.0, 8, 1e-2),
-    "balanced": (600, 10.0, 6.0, 8, 5e-3),
-    "accurate": (900, 28.0, 10.0, 8, 5e-3),
+    "mm": (600, 3.0, 2.0, 16),
+    "fast": (600, 8.0, 5.0, 8),
+    "balanced": (600, 10.0, 6.0, 8),
+    "accurate": (1200, 28.0, 25.0, 8),
 }
 LIQUID_DENSITY = {"C2H6O": 0.789, "H2O": 0.997}  # g/cm³ at 20–25 °C, by Hill formula
 TEST_FRACTION = 0.1
@@ -40,7 +40,10 @@ TEST_FRACTION = 0.1
 
 def training_budget(tier: str, periodic: bool) -> dict:
     """TrainConfig fields for one tier: epochs, max_minutes, batch_size, lr, n_valid."""
-    epochs, molecule_minutes, periodic_minutes, batch, lr = BUDGETS[tier]
+    from .model.tiers import learning_rate
+
+    epochs, molecule_minutes, periodic_minutes, batch = BUDGETS[tier]
+    lr = learning_rate(tier)
     if periodic:
         return {"epochs": epochs, "max_minutes": periodic_minutes, "batch_size": 1, "lr": lr / 2, "n_valid": 20}
     return {"epochs": epochs, "max_minutes": molecule_minutes, "batch_size": batch, "lr": lr, "n_valid": 50}

@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-valid", type=_frames_or_fraction, default=None, help="frames (>=1) or fraction (<1) held out")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
+    p.add_argument("--lr", type=float, help="Adam learning rate (default: the tier's, see README)")
     p.add_argument("--dtype", choices=["float32", "float64"])
     p.add_argument("--seed", type=int)
     p.add_argument("--reference", help="'fit' or an isolated-atoms extxyz for per-element reference energies")

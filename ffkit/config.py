@@ -19,7 +19,7 @@ class TrainConfig:
     terms: Optional[Dict[str, Any]] = None  # per-term overrides or a custom mix (see ffkit.model.tiers)
     epochs: int = 100
     batch_size: int = 8
-    lr: float = 5e-3
+    lr: Optional[float] = None            # Adam learning rate; None = the tier's (ffkit.model.tiers.LEARNING_RATES)
     lr_min_factor: float = 0.01           # cosine decay to lr * lr_min_factor
     energy_weight: float = 1.0            # on (per-atom energy error)^2, eV^2
     force_weight: float = 10.0            # on (force component error)^2, (eV/Å)^2

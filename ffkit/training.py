@@ -27,7 +27,7 @@ from .datasets import Frame, dataset_hash, read_frames, split_frames
 from .errors import FFKitError
 from .graphs import Graph, collate, frame_graph
 from .metrics import error_metrics
-from .model.tiers import resolve_terms
+from .model.tiers import learning_rate, resolve_terms
 from .predict import energy_and_forces
 from .reference import fit_reference_energies, isolated_atom_energies
 
@@ -154,7 +154,7 @@ class Trainer:
         self.model = model_from_spec(self.spec).to(self.dtype)
         self._set_statistics()
         self.ema = copy.deepcopy(self.model) if cfg.ema_decay > 0 else None
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, amsgrad=True)
+        self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
         self.epoch = 0
         self.history: List[Dict[str, float]] = []
@@ -196,6 +196,11 @@ class Trainer:
         shift = torch.linalg.lstsq(counts, residual, driver="gelsd").solution.squeeze(-1)
         self.model.reference_energies.add_(shift.to(self.model.reference_energies.dtype))
 
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        # foreach: one fused update over all parameters (the per-tensor loop costs ~8% of an epoch)
+        lr = self.cfg.lr if self.cfg.lr is not None else learning_rate(self.cfg.tier)
+        return torch.optim.Adam(self.model.parameters(), lr=lr, amsgrad=True, foreach=True)
+
     def _make_scheduler(self):
         cfg = self.cfg
         floor = cfg.lr_min_factor
@@ -225,7 +230,7 @@ class Trainer:
             self.ema = copy.deepcopy(self.model)
             load_state(self.ema, ckpt["ema_state"], self.out / "last.pt")
         self.elapsed = ckpt.get("elapsed", 0.0)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, amsgrad=True)
+        self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()  # before loading: creating it resets the learning rate
         self.optimizer.load_state_dict(ckpt["optimizer_state"])
         self.scheduler.load_state_dict(ckpt["scheduler_state"])
@@ -256,8 +261,7 @@ class Trainer:
             return
         decay = min(self.cfg.ema_decay, (1.0 + self.epoch) / (10.0 + self.epoch))
         with torch.no_grad():
-            for e, p in zip(self.ema.parameters(), self.model.parameters()):
-                e.mul_(decay).add_(p, alpha=1.0 - decay)
+            torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1.0 - decay)
 
     def _train_epoch(self, wrapped: nn.Module) -> float:
         self.model.train()

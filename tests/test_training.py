@@ -17,6 +17,7 @@ from ffkit.checkpoints import load_checkpoint, read_checkpoint
 from ffkit.config import TrainConfig
 from ffkit.datasets import read_frames
 from ffkit.evaluation import evaluate_model
+from ffkit.model.tiers import LEARNING_RATES
 from ffkit.training import train
 
 ETHANOL = str(bundled.path("ethanol_train.xyz"))
@@ -51,6 +52,15 @@ def test_training_reduces_force_error(small_run):
     out, _ = small_run
     history = read_checkpoint(out / "last.pt")["history"]
     assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_learning_rate_is_the_tiers_unless_given(small_run, tmp_path):
+    out, _ = small_run
+    assert read_checkpoint(out / "last.pt")["optimizer_state"]["param_groups"][0]["initial_lr"] == LEARNING_RATES["fast"]
+    cfg = TrainConfig(data=ETHANOL, out=str(tmp_path / "run"), tier="accurate", lr=3e-4, n_valid=5, epochs=1,
+                      progress=False, threads=1, max_frames=20)
+    train(cfg)
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["optimizer_state"]["param_groups"][0]["initial_lr"] == 3e-4
 
 
 def test_compiled_artifact_matches_checkpoint(small_run, tmp_path):
