@@ -51,7 +51,7 @@ TIERS: Dict[str, Dict[str, Dict[str, Any]]] = {
 
 # Adam learning rate each tier trains best with (batch 8, rMD17 ethanol, equal wall time): larger
 # models want smaller steps. Custom term mixes default to DEFAULT_LEARNING_RATE.
-LEARNING_RATES = {"mm": 2e-2, "fast": 1e-2, "balanced": 5e-3, "accurate": 1.25e-3}
+LEARNING_RATES = {"mm": 2e-2, "fast": 5e-3, "balanced": 2.5e-3, "accurate": 1.25e-3}
 DEFAULT_LEARNING_RATE = 5e-3
 
 
