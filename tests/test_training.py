@@ -56,7 +56,8 @@ def test_training_reduces_force_error(small_run):
 
 def test_learning_rate_is_the_tiers_unless_given(small_run, tmp_path):
     out, _ = small_run
-    assert read_checkpoint(out / "last.pt")["optimizer_state"]["param_groups"][0]["initial_lr"] == LEARNING_RATES["fast"]
+    initial_lr = read_checkpoint(out / "last.pt")["optimizer_state"]["param_groups"][0]["initial_lr"]
+    assert initial_lr == LEARNING_RATES["fast"]
     cfg = TrainConfig(data=ETHANOL, out=str(tmp_path / "run"), tier="accurate", lr=3e-4, n_valid=5, epochs=1,
                       progress=False, threads=1, max_frames=20)
     train(cfg)
