@@ -407,4 +407,3 @@ def compile_nnpot_from_artifact(source, path, *, layout: str = "positions", retu
     meta = {**meta, "source_artifact": str(Path(source).resolve()), "source_dtype": meta["dtype"]}
     return compile_nnpot(module.model, path, layout=layout, return_forces=return_forces, precision=precision,
                          metadata=meta)
-

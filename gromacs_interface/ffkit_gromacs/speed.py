@@ -19,7 +19,7 @@ def record(path, key: str, entry: Mapping[str, Any]) -> Path:
     """Store `entry` under `key` in the JSON file `path` and rewrite the Markdown table beside it.
 
     `entry` needs system, atoms, nn_atoms, nn_setup, nn_ns_per_day, mm_setup, mm_ns_per_day,
-    drift_meV_per_atom_ps, ps, threads, gromacs; the time and the machine load are added here.
+    drift_meV_per_atom_ps, ps, dt_fs, threads, gromacs; the time and the machine load are added here.
     """
     path = Path(path)
     results: Dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
