@@ -22,7 +22,9 @@ class TrainConfig:
     lr: Optional[float] = None            # Adam learning rate; None = the tier's (ffkit.model.tiers.LEARNING_RATES)
     lr_min_factor: float = 0.01           # cosine decay to lr * lr_min_factor
     energy_weight: float = 1.0            # on (per-atom energy error)^2, eV^2
-    force_weight: float = 10.0            # on (force component error)^2, (eV/Å)^2
+    force_weight: float = 10.0            # on the force component penalty (see force_loss)
+    force_loss: Optional[str] = None      # "mse" or "huber"; None = the tier's (ffkit.model.tiers.FORCE_LOSSES)
+    huber_delta: float = 0.01             # eV/Å: the Huber penalty is quadratic below, linear above
     ema_decay: float = 0.99               # exponential moving average of weights; 0 = off
     seed: int = 0
     dtype: str = "float32"
@@ -60,6 +62,10 @@ def load_config(path: Optional[str], overrides: Dict[str, Any]) -> TrainConfig:
     cfg = TrainConfig(**values)
     if cfg.dtype not in ("float32", "float64"):
         raise FFKitError(f"dtype must be float32 or float64, not {cfg.dtype!r}")
+    if cfg.force_loss not in (None, "mse", "huber"):
+        raise FFKitError(f"force_loss must be mse or huber, not {cfg.force_loss!r}")
+    if not cfg.huber_delta > 0:
+        raise FFKitError(f"huber_delta must be a positive force in eV/Å, not {cfg.huber_delta!r}")
     if not cfg.data or not cfg.out:
         raise FFKitError("training needs `data` (--data) and `out` (--out)")
     return cfg

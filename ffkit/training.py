@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn import functional as F
 
 from . import __version__
 from .checkpoints import CHECKPOINT_FORMAT, load_state, model_from_spec, read_checkpoint, save_atomic
@@ -27,7 +28,7 @@ from .datasets import Frame, dataset_hash, read_frames, split_frames
 from .errors import FFKitError
 from .graphs import Graph, collate, frame_graph
 from .metrics import error_metrics
-from .model.tiers import learning_rate, resolve_terms
+from .model.tiers import force_loss, learning_rate, resolve_terms
 from .predict import energy_and_forces
 from .reference import fit_reference_energies, isolated_atom_energies
 
@@ -55,11 +56,16 @@ def _species(frames: List[Frame]) -> List[int]:
 
 
 def frame_losses(energy, forces, graph: Graph, cfg: TrainConfig) -> torch.Tensor:
-    """Loss of each frame: w_E (dE/N)^2 + w_F mean((dF)^2) — per frame, so shards add up exactly."""
+    """Loss of each frame: w_E (dE/N)^2 + w_F mean(penalty(dF)) — per frame, so shards add up exactly.
+
+    The force penalty is (dF)^2 or Huber(dF) (`cfg.force_loss`, default the tier's)."""
     n = graph.atoms_per_frame().to(energy.dtype)
     e_term = ((energy - graph.energy) / n) ** 2
-    f_sq = ((forces - graph.forces) ** 2).sum(-1)
-    f_term = torch.zeros_like(e_term).index_add(0, graph.batch, f_sq) / (3.0 * n)
+    if (cfg.force_loss or force_loss(cfg.tier)) == "huber":
+        penalty = F.huber_loss(forces, graph.forces, reduction="none", delta=cfg.huber_delta)
+    else:
+        penalty = (forces - graph.forces) ** 2
+    f_term = torch.zeros_like(e_term).index_add(0, graph.batch, penalty.sum(-1)) / (3.0 * n)
     return cfg.energy_weight * e_term + cfg.force_weight * f_term
 
 

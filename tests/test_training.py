@@ -64,6 +64,27 @@ def test_learning_rate_is_the_tiers_unless_given(small_run, tmp_path):
     assert read_checkpoint(tmp_path / "run" / "last.pt")["optimizer_state"]["param_groups"][0]["initial_lr"] == 3e-4
 
 
+def test_force_penalty_is_the_tiers_huber_or_mse(tmp_path):
+    from ffkit.config import load_config
+    from ffkit.graphs import collate, frame_graph
+    from ffkit.training import frame_losses
+
+    frame = read_frames(ETHANOL)[0]
+    graph = collate([frame_graph(frame, [1, 6, 8], 5.0)]).to(torch.float64)
+    error = torch.zeros_like(graph.forces)
+    error[0] = torch.tensor([0.002, -0.05, 0.0], dtype=torch.float64)  # one component each side of delta
+    energy = graph.energy.clone()
+    forces = graph.forces + error
+    n = 3.0 * graph.n_atoms
+    mse = float(frame_losses(energy, forces, graph, TrainConfig(tier="fast")))
+    assert mse == pytest.approx(10.0 * (0.002 ** 2 + 0.05 ** 2) / n, rel=1e-12)
+    huber = float(frame_losses(energy, forces, graph, TrainConfig(tier="accurate")))
+    assert huber == pytest.approx(10.0 * (0.5 * 0.002 ** 2 + 0.01 * (0.05 - 0.005)) / n, rel=1e-12)
+    assert float(frame_losses(energy, forces, graph, TrainConfig(tier="accurate", force_loss="mse"))) == mse
+    with pytest.raises(Exception, match="force_loss must be mse or huber, not 'l1'"):
+        load_config(None, {"data": ETHANOL, "out": str(tmp_path), "force_loss": "l1"})
+
+
 def test_compiled_artifact_matches_checkpoint(small_run, tmp_path):
     out, _ = small_run
     frames = read_frames(bundled.path("ethanol_test.xyz"))[:20]
