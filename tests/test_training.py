@@ -54,6 +54,17 @@ def test_training_reduces_force_error(small_run):
     assert history[-1]["loss"] < history[0]["loss"]
 
 
+def test_final_reference_energies_leave_no_mean_energy_error(small_run):
+    from ffkit.datasets import split_frames
+
+    out, _ = small_run
+    train_frames, _ = split_frames(read_frames(ETHANOL)[:60], 10, 0)
+    for path in (out / "best.pt", out / "last.pt"):
+        r = evaluate_model(path, train_frames)
+        assert abs(np.mean(r["e_pred"] - r["e_ref"])) < 1e-6, path  # one composition: the mean is fitted away
+        assert r["metrics"]["e_mae_meV"] > 1e-3  # ... but not the scatter
+
+
 def test_learning_rate_is_the_tiers_unless_given(small_run, tmp_path):
     out, _ = small_run
     initial_lr = read_checkpoint(out / "last.pt")["optimizer_state"]["param_groups"][0]["initial_lr"]
