@@ -38,6 +38,15 @@ class TrainConfig:
     max_frames: Optional[int] = None      # use only the first N frames of `data` (quick runs)
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        # here, not in load_config, so a config built in Python cannot silently train on MSE
+        if self.dtype not in ("float32", "float64"):
+            raise FFKitError(f"dtype must be float32 or float64, not {self.dtype!r}")
+        if self.force_loss not in (None, "mse", "huber"):
+            raise FFKitError(f"force_loss must be mse or huber, not {self.force_loss!r}")
+        if not self.huber_delta > 0:
+            raise FFKitError(f"huber_delta must be a positive force in eV/Å, not {self.huber_delta!r}")
+
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
@@ -60,12 +69,6 @@ def load_config(path: Optional[str], overrides: Dict[str, Any]) -> TrainConfig:
         raise FFKitError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     values.update({k: v for k, v in overrides.items() if v is not None})
     cfg = TrainConfig(**values)
-    if cfg.dtype not in ("float32", "float64"):
-        raise FFKitError(f"dtype must be float32 or float64, not {cfg.dtype!r}")
-    if cfg.force_loss not in (None, "mse", "huber"):
-        raise FFKitError(f"force_loss must be mse or huber, not {cfg.force_loss!r}")
-    if not cfg.huber_delta > 0:
-        raise FFKitError(f"huber_delta must be a positive force in eV/Å, not {cfg.huber_delta!r}")
     if not cfg.data or not cfg.out:
         raise FFKitError("training needs `data` (--data) and `out` (--out)")
     return cfg
