@@ -87,7 +87,7 @@ def test_force_penalty_is_the_tiers_huber_or_mse(tmp_path):
     energy = graph.energy.clone()
     forces = graph.forces + error
     n = 3.0 * graph.n_atoms
-    mse = float(frame_losses(energy, forces, graph, TrainConfig(tier="fast")))
+    mse = float(frame_losses(energy, forces, graph, TrainConfig(tier="mm")))
     assert mse == pytest.approx(10.0 * (0.002 ** 2 + 0.05 ** 2) / n, rel=1e-12)
     huber = float(frame_losses(energy, forces, graph, TrainConfig(tier="accurate")))
     assert huber == pytest.approx(10.0 * (0.5 * 0.002 ** 2 + 0.01 * (0.05 - 0.005)) / n, rel=1e-12)
