@@ -105,3 +105,16 @@ def test_axis_aligned_atoms_give_finite_forces(tier):
     energy, forces = energy_forces(model, co2)
     assert np.isfinite(energy) and np.all(np.isfinite(forces))
     np.testing.assert_allclose(forces[:, 1:], 0.0, atol=1e-12)
+
+
+def test_shared_readout_tells_elements_apart():
+    """One network for all elements must still give an H and an O with the same features different energies."""
+    from ffkit.model.readout import ElementNetworks
+
+    torch.manual_seed(0)
+    shared = ElementNetworks(3, 5, [8], shared=True)
+    per_element = ElementNetworks(3, 5, [8])
+    assert sum(p.numel() for p in shared.parameters()) < sum(p.numel() for p in per_element.parameters()) / 2
+    features = torch.randn(1, 5).expand(3, 5)
+    energies = torch.jit.script(shared)(features, torch.tensor([0, 1, 2]))
+    assert len(set(energies.tolist())) == 3

@@ -18,7 +18,7 @@ class ThreeBodyML(nn.Module):
     """Angular power spectrum up to cos^l_max (body order 3) -> per-element networks."""
 
     def __init__(self, n_species: int, cutoff: float, n_basis: int, n_channels: int, hidden: List[int],
-                 l_max: int = 2, avg_neighbors: float = 10.0):
+                 l_max: int = 2, avg_neighbors: float = 10.0, shared_readout: bool = False):
         super().__init__()
         self.cutoff = float(cutoff)
         self.moments = CartesianMoments(n_species, cutoff, n_basis, n_channels, l_max, avg_neighbors)
@@ -27,7 +27,7 @@ class ThreeBodyML(nn.Module):
         self.register_buffer("weights", slices.weights)
         self.register_buffer("triu", upper_triangle(n_channels))
         n_features = n_channels + (l_max + 1) * n_channels * (n_channels + 1) // 2
-        self.readout = ElementNetworks(n_species, n_features, hidden)
+        self.readout = ElementNetworks(n_species, n_features, hidden, shared_readout)
 
     def features(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                  lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
@@ -43,7 +43,7 @@ class ManyBodyML(nn.Module):
     """Three-body power spectrum plus four-body invariants of rank-1/rank-2 moments (ACE-like)."""
 
     def __init__(self, n_species: int, cutoff: float, n_basis: int, n_channels: int, n_coupled: int,
-                 hidden: List[int], l_max: int = 2, avg_neighbors: float = 10.0):
+                 hidden: List[int], l_max: int = 2, avg_neighbors: float = 10.0, shared_readout: bool = False):
         super().__init__()
         self.cutoff = float(cutoff)
         self.moments = CartesianMoments(n_species, cutoff, n_basis, n_channels, max(l_max, 2), avg_neighbors)
@@ -55,7 +55,7 @@ class ManyBodyML(nn.Module):
         self.mix_vector = nn.Linear(n_channels, n_coupled, bias=False)
         self.mix_tensor = nn.Linear(n_channels, n_coupled, bias=False)
         n_features = n_channels + (max(l_max, 2) + 1) * n_channels * (n_channels + 1) // 2 + 2 * n_coupled ** 3
-        self.readout = ElementNetworks(n_species, n_features, hidden)
+        self.readout = ElementNetworks(n_species, n_features, hidden, shared_readout)
 
     def features(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                  lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
