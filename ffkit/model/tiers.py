@@ -7,8 +7,8 @@
 - `accurate`: repulsion + pair potential + many-body descriptors (3-body up to cos^4 plus
   4-body invariants of rank <= 2 moments) at 5 Å, read by one wider network shared by all
   elements (per-element networks overfitted: at 10 minutes on rMD17 ethanol, test F MAE
-  14.4 meV/Å with three [96, 96] networks, 13.7 with one; one [128, 128] 13.3, in a run whose
-  energy weight was 0.1, which alone gave 14.0).
+  14.4 meV/Å with three [96, 96] networks, 13.7 with one, 13.5 with one [128, 128]; 28 minutes:
+  12.6 -> 11.7).
 
 A config may name a tier and override any field, or list its own `terms` (see `TERM_TYPES`).
 """
