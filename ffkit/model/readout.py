@@ -1,4 +1,4 @@
-"""Per-element atomic networks (Behler–Parrinello): invariant features -> atomic energy.
+"""Atomic networks (Behler–Parrinello), per element or shared: invariant features -> atomic energy.
 
 Features are standardised with statistics taken from training data before training starts
 (`set_statistics`), and outputs scaled by the RMS force of the data, so the networks see and
