@@ -236,3 +236,19 @@ def test_yaml_config_builds_a_custom_mix(tmp_path):
     bad.write_text("data: x.xyz\nout: y\nepochz: 3\n")
     with pytest.raises(Exception, match="unknown option.*epochz"):
         load_config(str(bad), {})
+
+
+def test_committee_members_train_in_parallel_as_they_would_alone(tmp_path):
+    """`train_parallel` (benchmarks/accuracy.py --committee): each member is the model its config trains alone."""
+    from ffkit.bench import train_parallel
+
+    cfgs = [TrainConfig(data=ETHANOL, out=str(tmp_path / f"seed{seed}"), tier="fast", seed=seed, n_valid=5, epochs=2,
+                        dtype="float64", progress=False, threads=1, max_frames=25) for seed in (0, 1)]
+    summaries = train_parallel(cfgs)
+    assert [s["run_dir"] for s in summaries] == [c.out for c in cfgs]
+    alone = TrainConfig(**{**cfgs[1].to_dict(), "out": str(tmp_path / "alone")})
+    train(alone)
+    states = [read_checkpoint(tmp_path / run / "last.pt")["model_state"] for run in ("seed0", "seed1", "alone")]
+    for key in states[1]:
+        assert torch.equal(states[1][key], states[2][key]), key
+    assert not all(torch.equal(states[0][key], states[1][key]) for key in states[0])  # seeds differ
