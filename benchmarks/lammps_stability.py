@@ -33,6 +33,7 @@ MODELS = ROOT / "benchmarks" / "models"
 # name -> (model, system, ensemble, ps, timestep fs)
 CASES = {
     "ethanol_accurate_nvt": ("rmd17_ethanol_accurate.pt", "ethanol", "nvt", 20.0, 0.5),
+    "ethanol_accurate_x2_nvt": ("rmd17_ethanol_accurate_x2.pt", "ethanol", "nvt", 20.0, 0.5),
     "ethanol_fast_nve": ("rmd17_ethanol_fast.pt", "ethanol", "nve", 10.0, 0.5),
     "water_fast_nve": ("water_deepmd_fast.pt", "water", "nve", 5.0, 0.5),
     "water_accurate_nvt": ("water_deepmd_accurate.pt", "water", "nvt", 20.0, 0.5),

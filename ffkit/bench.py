@@ -150,6 +150,8 @@ def check_models(paths, symbols) -> list:
             raise FFKitError(f"{path}: the model knows elements {' '.join(meta['species_symbols'])} but the "
                              f"benchmark data also hold {' '.join(missing)}; give models trained on these data")
         label = meta.get("tier") or Path(path).stem
+        if "committee" in meta and meta.get("tier"):
+            label = f"{label}_x{meta['committee']['size']}"
         label = Path(path).stem if label in labels else label
         labels.add(label)
         models.append((label, Path(path), meta))

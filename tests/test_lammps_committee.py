@@ -149,6 +149,17 @@ def test_cli_compiles_checkpoints_and_artifacts(tmp_path, models, capsys):
     assert "--engine lammps only" in capsys.readouterr().err
 
 
+def test_bench_labels_a_committee_by_its_tier_and_size(tmp_path):
+    from ffkit.bench import check_models
+
+    a = _checkpoint(tmp_path / "a.pt", build_model("fast", [1, 8], avg_neighbors=20.0))
+    b = _checkpoint(tmp_path / "b.pt", build_model("fast", [1, 8], avg_neighbors=20.0))
+    assert ffkit_main(["compile", str(a), "--out", str(tmp_path / "single.pt")]) == 0
+    assert ffkit_main(["compile", str(a), str(b), "--out", str(tmp_path / "pair.pt")]) == 0
+    labels = [label for label, _, _ in check_models([tmp_path / "pair.pt", tmp_path / "single.pt"], {"H", "O"})]
+    assert labels == ["fast", "fast_x2"]
+
+
 def test_members_that_disagree_are_refused(tmp_path, models):
     ethanol = tmp_path / "ethanol.pt"
     compile_model(build_model("fast", [1, 6, 8]), ethanol)
