@@ -7,8 +7,8 @@ rmd17_ethanol: train on train.xyz with 50 frames held out for validation, test o
 test_MD.xyz. water_deepmd: seeded 90/10 frame split of water.extxyz (20 of the 90% held out
 for validation; batch size 1 and half the learning rate, since a frame has 192 atoms). Each tier
 has an epoch budget and a wall-time budget (ffkit.bench.BUDGETS, minutes, on this 2-core machine, 1 thread);
-the best-validation checkpoint is tested. Writes accuracy.json (one
-record per dataset x tier) and accuracy.md beside it (records for tiers not rerun are kept), and
+the best-validation checkpoint is tested. Writes accuracy.json (one record per dataset x tier,
+and per committee size with --committee) and accuracy.md beside it (records not rerun are kept), and
 the float32 artifact (the trained precision) of each model to benchmarks/models/<dataset>_<tier>.pt for the engine
 benchmarks. Data sets can run as parallel processes (--datasets X in each).
 
