@@ -16,7 +16,6 @@ Writes committee.json, committee.md and committee.png (spread vs error) under --
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,9 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ffkit.artifact import read_metadata  # noqa: E402
-from ffkit.bench import training_budget  # noqa: E402
+from ffkit.bench import train_parallel, training_budget  # noqa: E402
 from ffkit.calculator import FFKitCalculator  # noqa: E402
 from ffkit.committee import compile_committee  # noqa: E402
+from ffkit.config import TrainConfig  # noqa: E402
 from ffkit.validate.energy import read_lammps_log  # noqa: E402
 from ffkit_lammps.md import md_script, run, write_atomic_data  # noqa: E402
 
@@ -38,22 +38,12 @@ TEMPERATURES = (300.0, 1000.0, 2000.0)
 
 
 def train_members(work: Path, minutes: float, seeds=(1, 2)) -> list:
-    budget = training_budget("fast", periodic=False)
-    procs, paths = [], []
-    for seed in seeds:
-        run_dir = work / f"seed{seed}"
-        cmd = [sys.executable, "-m", "ffkit", "train", "--data", str(DATA / "train.xyz"), "--tier", "fast",
-               "--out", str(run_dir), "--n-valid", "50", "--epochs", str(budget["epochs"]),
-               "--batch-size", str(budget["batch_size"]), "--no-progress",
-               "--lr", str(budget["lr"]), "--max-minutes", str(minutes), "--seed", str(seed)]
-        print("training:", " ".join(cmd[2:]), flush=True)
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
-        paths.append(run_dir / "best.pt")
-    for proc in procs:
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            raise SystemExit(f"training failed: {err[-2000:]}")
-    return paths
+    budget = {**training_budget("fast", periodic=False), "max_minutes": minutes}
+    cfgs = [TrainConfig(data=str(DATA / "train.xyz"), out=str(work / f"seed{seed}"), tier="fast", seed=seed,
+                        progress=False, threads=1, **budget) for seed in seeds]
+    print(f"training fast seeds {', '.join(map(str, seeds))} at once, {minutes:g} min each", flush=True)
+    train_parallel(cfgs)
+    return [Path(cfg.out) / "best.pt" for cfg in cfgs]
 
 
 def test_frames_study(committee: Path) -> dict:
