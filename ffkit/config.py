@@ -2,7 +2,7 @@
 
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Union, get_args
 
 import yaml
 
@@ -63,12 +63,29 @@ def load_config(path: Optional[str], overrides: Dict[str, Any]) -> TrainConfig:
             raise FFKitError(f"{p}: not valid YAML ({exc})") from None
         if not isinstance(values, dict):
             raise FFKitError(f"{p}: the config must be a mapping of option: value")
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
+    known = {f.name: f.type for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - set(known))
     if unknown:
         raise FFKitError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values = {k: _number(v, known[k], k, path) for k, v in values.items()}
     values.update({k: v for k, v in overrides.items() if v is not None})
     cfg = TrainConfig(**values)
     if not cfg.data or not cfg.out:
         raise FFKitError("training needs `data` (--data) and `out` (--out)")
     return cfg
+
+
+def _number(value: Any, annotation: Any, name: str, path: Optional[str]) -> Any:
+    """A numeric option written as text, as YAML reads `1e-3` (no dot), made a number; else a clear error."""
+    kinds = [t for t in (get_args(annotation) or (annotation,)) if t is not type(None)]
+    if not isinstance(value, str) or str in kinds or not {int, float} & set(kinds):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        raise FFKitError(f"{path}: `{name}: {value}` is not a number; write e.g. `{name}: 1.0e-3`") from None
+    if int in kinds and number.is_integer():
+        return int(number)
+    if float not in kinds:
+        raise FFKitError(f"{path}: `{name}: {value}` must be a whole number")
+    return number

@@ -238,6 +238,22 @@ def test_yaml_config_builds_a_custom_mix(tmp_path):
         load_config(str(bad), {})
 
 
+@pytest.mark.parametrize("text, error", [("lr: fast", r"`lr: fast` is not a number; write e.g. `lr: 1.0e-3`"),
+                                         ("epochs: 1.5e0", r"`epochs: 1.5e0` must be a whole number")])
+def test_yaml_numbers_without_a_dot_are_numbers(tmp_path, text, error):
+    """YAML reads `1e-3` as text: the config makes it the number a user meant, or names the option."""
+    from ffkit.config import load_config
+
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg_file.write_text("data: x.xyz\nout: y\nlr: 1e-3\nhuber_delta: 5e-2\nepochs: 1e3\nn_valid: 5e1\n")
+    cfg = load_config(str(cfg_file), {})
+    assert (cfg.lr, cfg.huber_delta, cfg.epochs, cfg.n_valid) == (1e-3, 5e-2, 1000, 50)
+    assert isinstance(cfg.epochs, int) and isinstance(cfg.n_valid, int)
+    cfg_file.write_text(f"data: x.xyz\nout: y\n{text}\n")
+    with pytest.raises(Exception, match=f"cfg.yaml: {error}"):
+        load_config(str(cfg_file), {})
+
+
 def test_committee_members_train_in_parallel_as_they_would_alone(tmp_path):
     """`train_parallel` (benchmarks/accuracy.py --committee): each member is the model its config trains alone."""
     from ffkit.bench import train_parallel
