@@ -26,6 +26,7 @@ class TrainConfig:
     force_loss: Optional[str] = None      # "mse" or "huber"; None = the tier's (ffkit.model.tiers.FORCE_LOSSES)
     huber_delta: float = 0.01             # eV/Å: the Huber penalty is quadratic below, linear above
     ema_decay: float = 0.99               # exponential moving average of weights; 0 = off
+    weight_decay: Optional[float] = None  # AdamW decay of the atomic networks' weights; None = the tier's
     seed: int = 0
     dtype: str = "float32"
     reference: str = "fit"                # "fit" (least squares) or an isolated-atoms extxyz path
@@ -44,6 +45,8 @@ class TrainConfig:
             raise FFKitError(f"dtype must be float32 or float64, not {self.dtype!r}")
         if self.force_loss not in (None, "mse", "huber"):
             raise FFKitError(f"force_loss must be mse or huber, not {self.force_loss!r}")
+        if self.weight_decay is not None and not self.weight_decay >= 0:
+            raise FFKitError(f"weight_decay must be >= 0, not {self.weight_decay!r}")
         if not self.huber_delta > 0:
             raise FFKitError(f"huber_delta must be a positive force in eV/Å, not {self.huber_delta!r}")
 

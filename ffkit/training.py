@@ -28,7 +28,7 @@ from .datasets import Frame, dataset_hash, read_frames, split_frames
 from .errors import FFKitError
 from .graphs import Graph, collate, frame_graph
 from .metrics import error_metrics
-from .model.tiers import force_loss, learning_rate, resolve_terms
+from .model.tiers import force_loss, learning_rate, resolve_terms, weight_decay
 from .predict import energy_and_forces
 from .reference import fit_reference_energies, isolated_atom_energies
 
@@ -220,9 +220,20 @@ class Trainer:
             save_atomic(ckpt, path)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
+        """AMSGrad Adam; with weight decay (`cfg.weight_decay`, default the tier's), AdamW's decoupled
+        decay on the atomic networks' weight matrices only (biases, radial mixes, physics terms and
+        reference energies are left free)."""
         # foreach: one fused update over all parameters (the per-tensor loop costs ~8% of an epoch)
         lr = self.cfg.lr if self.cfg.lr is not None else learning_rate(self.cfg.tier)
-        return torch.optim.Adam(self.model.parameters(), lr=lr, amsgrad=True, foreach=True)
+        decay = self.cfg.weight_decay if self.cfg.weight_decay is not None else weight_decay(self.cfg.tier)
+        params = list(self.model.parameters())
+        if not decay:
+            return torch.optim.Adam(params, lr=lr, amsgrad=True, foreach=True)
+        decayed = {id(m.weight) for term in self.model.terms if hasattr(term, "readout")
+                   for m in term.readout.modules() if isinstance(m, nn.Linear)}
+        groups = [{"params": [p for p in params if id(p) in decayed], "weight_decay": decay},
+                  {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=lr, amsgrad=True, foreach=True)
 
     def _make_scheduler(self):
         cfg = self.cfg
@@ -253,6 +264,8 @@ class Trainer:
             self.ema = copy.deepcopy(self.model)
             load_state(self.ema, ckpt["ema_state"], self.out / "last.pt")
         self.elapsed = ckpt.get("elapsed", 0.0)
+        if self.cfg.weight_decay is None:  # keep the run's optimizer: runs saved before the option had none
+            self.cfg.weight_decay = saved.get("weight_decay", 0.0)
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()  # before loading: creating it resets the learning rate
         self.optimizer.load_state_dict(ckpt["optimizer_state"])

@@ -96,6 +96,25 @@ def test_force_penalty_is_the_tiers_huber_or_mse(tmp_path):
         load_config(None, {"data": ETHANOL, "out": str(tmp_path), "force_loss": "l1"})
 
 
+def test_weight_decay_shrinks_only_the_atomic_networks_weights(tmp_path):
+    """With zero gradients an AdamW step only decays: readout weight matrices by (1 - lr wd), nothing else."""
+    from torch import nn
+
+    from ffkit.training import Trainer
+
+    trainer = Trainer(TrainConfig(data=ETHANOL, out=str(tmp_path), tier="fast", max_frames=12, n_valid=2,
+                                  weight_decay=0.5, lr=0.1, progress=False))
+    readout = {id(m.weight) for m in trainer.model.terms[2].readout.modules() if isinstance(m, nn.Linear)}
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    for p in trainer.model.parameters():
+        p.grad = torch.zeros_like(p)
+    trainer.optimizer.step()
+    for name, p in trainer.model.named_parameters():
+        factor = 1.0 - 0.1 * 0.5 if id(p) in readout else 1.0
+        assert torch.allclose(p.detach(), before[name] * factor, rtol=1e-6, atol=0), name
+    assert len(readout) == 6 and trainer.model.term_names[2] == "three_body"  # 3 elements x 2 layers
+
+
 def test_compiled_artifact_matches_checkpoint(small_run, tmp_path):
     out, _ = small_run
     frames = read_frames(bundled.path("ethanol_test.xyz"))[:20]
@@ -245,9 +264,9 @@ def test_yaml_numbers_without_a_dot_are_numbers(tmp_path, text, error):
     from ffkit.config import load_config
 
     cfg_file = tmp_path / "cfg.yaml"
-    cfg_file.write_text("data: x.xyz\nout: y\nlr: 1e-3\nhuber_delta: 5e-2\nepochs: 1e3\nn_valid: 5e1\n")
+    cfg_file.write_text("data: x.xyz\nout: y\nlr: 1e-3\nweight_decay: 5e-2\nepochs: 1e3\nn_valid: 5e1\n")
     cfg = load_config(str(cfg_file), {})
-    assert (cfg.lr, cfg.huber_delta, cfg.epochs, cfg.n_valid) == (1e-3, 5e-2, 1000, 50)
+    assert (cfg.lr, cfg.weight_decay, cfg.epochs, cfg.n_valid) == (1e-3, 5e-2, 1000, 50)
     assert isinstance(cfg.epochs, int) and isinstance(cfg.n_valid, int)
     cfg_file.write_text(f"data: x.xyz\nout: y\n{text}\n")
     with pytest.raises(Exception, match=f"cfg.yaml: {error}"):
