@@ -205,11 +205,16 @@ class Trainer:
             model.reference_energies.add_(shift.to(model.reference_energies.dtype))
 
     def _refit_final_reference_energies(self) -> None:
-        """Refit the reference energies of the trained weights (and EMA) in last.pt and best.pt."""
+        """Refit the reference energies of the trained weights (and EMA) in last.pt and best.pt
+        (once, when the last epoch was also the best: the two files then hold the same weights)."""
+        refitted = None
         for path in (self.out / "last.pt", self.out / "best.pt"):
             if not path.is_file():
                 continue
             ckpt = read_checkpoint(path)
+            if refitted is not None and ckpt["epoch"] == refitted["epoch"]:
+                save_atomic(refitted, path)
+                continue
             for key in ("model_state", "ema_state"):
                 if ckpt.get(key) is None:
                     continue
@@ -218,6 +223,7 @@ class Trainer:
                 self._refit_reference_energies(model, self.train_graphs)
                 ckpt[key] = model.state_dict()
             save_atomic(ckpt, path)
+            refitted = ckpt
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         """AMSGrad Adam; with weight decay (`cfg.weight_decay`, default the tier's), AdamW's decoupled
