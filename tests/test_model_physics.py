@@ -118,3 +118,26 @@ def test_shared_readout_tells_elements_apart():
     features = torch.randn(1, 5).expand(3, 5)
     energies = torch.jit.script(shared)(features, torch.tensor([0, 1, 2]))
     assert len(set(energies.tolist())) == 3
+
+
+def test_radial_per_rank_gives_each_rank_its_own_radial_functions():
+    """With `radial_per_rank`, rank-l moments are sums of R_kl(r) times monomials: zeroing rank 1's
+    radial mix zeroes exactly the rank-1 moments, and rank 0 is what one shared mix gives."""
+    from ffkit.model.moments import CartesianMoments, monomials
+
+    torch.manual_seed(0)
+    per_rank = CartesianMoments(1, 5.0, 4, 2, l_max=2, radial_per_rank=True).double()
+    shared = CartesianMoments(1, 5.0, 4, 2, l_max=2).double()
+    with torch.no_grad():
+        mixes = per_rank.radial_weights.view(4, 3, 2)  # (basis, rank, channel)
+        mixes[:, 1] = 0.0
+        shared.radial_weights.copy_(mixes[:, 0])
+    vectors = torch.tensor([[1.1, 0.2, -0.3], [-0.4, 1.5, 0.6], [0.3, -0.7, -1.9]], dtype=torch.float64)
+    args = (torch.zeros(4, dtype=torch.int64), torch.tensor([[0, 0, 0], [1, 2, 3]]), vectors,
+            torch.linalg.vector_norm(vectors, dim=-1), 4)
+    moments, reference = per_rank(*args), shared(*args)
+    _, _, ranks = monomials(2)
+    assert torch.all(moments[:, :, ranks == 1] == 0.0)
+    assert torch.all(moments[0][:, ranks == 2].abs() > 0.0)
+    torch.testing.assert_close(moments[:, :, ranks == 0], reference[:, :, ranks == 0])
+    assert not torch.allclose(moments[:, :, ranks == 2], reference[:, :, ranks == 2])

@@ -18,10 +18,11 @@ class ThreeBodyML(nn.Module):
     """Angular power spectrum up to cos^l_max (body order 3) -> per-element networks."""
 
     def __init__(self, n_species: int, cutoff: float, n_basis: int, n_channels: int, hidden: List[int],
-                 l_max: int = 2, avg_neighbors: float = 10.0, shared_readout: bool = False):
+                 l_max: int = 2, avg_neighbors: float = 10.0, shared_readout: bool = False,
+                 radial_per_rank: bool = False):
         super().__init__()
         self.cutoff = float(cutoff)
-        self.moments = CartesianMoments(n_species, cutoff, n_basis, n_channels, l_max, avg_neighbors)
+        self.moments = CartesianMoments(n_species, cutoff, n_basis, n_channels, l_max, avg_neighbors, radial_per_rank)
         slices = RankSlices(l_max)
         self.bounds: List[int] = slices.bounds
         self.register_buffer("weights", slices.weights)
@@ -43,10 +44,12 @@ class ManyBodyML(nn.Module):
     """Three-body power spectrum plus four-body invariants of rank-1/rank-2 moments (ACE-like)."""
 
     def __init__(self, n_species: int, cutoff: float, n_basis: int, n_channels: int, n_coupled: int,
-                 hidden: List[int], l_max: int = 2, avg_neighbors: float = 10.0, shared_readout: bool = False):
+                 hidden: List[int], l_max: int = 2, avg_neighbors: float = 10.0, shared_readout: bool = False,
+                 radial_per_rank: bool = False):
         super().__init__()
         self.cutoff = float(cutoff)
-        self.moments = CartesianMoments(n_species, cutoff, n_basis, n_channels, max(l_max, 2), avg_neighbors)
+        self.moments = CartesianMoments(n_species, cutoff, n_basis, n_channels, max(l_max, 2), avg_neighbors,
+                                        radial_per_rank)
         slices = RankSlices(max(l_max, 2))
         self.bounds: List[int] = slices.bounds
         self.register_buffer("weights", slices.weights)

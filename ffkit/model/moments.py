@@ -31,23 +31,29 @@ def monomials(l_max: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 class CartesianMoments(nn.Module):
     def __init__(self, n_species: int, cutoff: float, n_basis: int, n_channels: int, l_max: int = 2,
-                 avg_neighbors: float = 10.0):
+                 avg_neighbors: float = 10.0, radial_per_rank: bool = False):
         super().__init__()
         self.n_species = n_species
         self.n_channels = n_channels
         self.l_max = l_max
         self.cutoff = float(cutoff)
         self.basis = BesselBasis(cutoff, n_basis)
-        # one radial mix per (centre, neighbour) element pair, as in ACE
-        self.radial_weights = nn.Parameter(torch.randn(n_basis, n_species * n_species * n_channels) / n_basis ** 0.5)
+        # one radial mix per (centre, neighbour) element pair, as in ACE; with `radial_per_rank`
+        # one per rank too (R_kl, as ACE and MACE have), else every rank shares R_k
+        self.n_groups = l_max + 1 if radial_per_rank else 1
+        width = n_species * n_species * n_channels * self.n_groups
+        self.radial_weights = nn.Parameter(torch.randn(n_basis, width) / n_basis ** 0.5)
         self.inv_neighbors = 1.0 / float(avg_neighbors)
-        exps, _, _ = monomials(l_max)
+        exps, _, ranks = monomials(l_max)
         self.register_buffer("columns", (3 * exps + torch.arange(3)).t().contiguous())
+        # row of the (channel, rank) radial each monomial's moment is summed with
+        rows = torch.arange(n_channels).unsqueeze(1) + n_channels * ranks.unsqueeze(0) * int(radial_per_rank)
+        self.register_buffer("group_rows", rows, persistent=False)
 
     def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                 lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
         """Moments (N, K, M) over the monomials of `monomials(l_max)`, divided by the mean neighbour count."""
-        k = self.n_channels
+        k = self.n_channels * self.n_groups
         pair = species[edge_index[0]] * self.n_species + species[edge_index[1]]
         radial = (self.basis(lengths) @ self.radial_weights).view(-1, self.n_species * self.n_species, k)
         radial = radial.gather(1, pair.view(-1, 1, 1).expand(-1, 1, k)).squeeze(1)
@@ -61,11 +67,14 @@ class CartesianMoments(nn.Module):
         mono = (p.index_select(1, self.columns[0]) * p.index_select(1, self.columns[1])
                 * p.index_select(1, self.columns[2]))
         if radial.shape[0] == 0:
-            return torch.zeros(n_atoms, k, mono.shape[1], dtype=vectors.dtype, device=vectors.device)
+            return torch.zeros(n_atoms, self.n_channels, mono.shape[1], dtype=vectors.dtype, device=vectors.device)
         slots, width = neighbour_slots(edge_index[0], n_atoms)
         padded_radial = torch.zeros(n_atoms * width, k, dtype=radial.dtype).index_copy(0, slots, radial)
         padded_mono = torch.zeros(n_atoms * width, mono.shape[1], dtype=mono.dtype).index_copy(0, slots, mono)
-        return torch.bmm(padded_radial.view(n_atoms, width, k).transpose(1, 2), padded_mono.view(n_atoms, width, -1))
+        m = torch.bmm(padded_radial.view(n_atoms, width, k).transpose(1, 2), padded_mono.view(n_atoms, width, -1))
+        if self.n_groups == 1:
+            return m
+        return m.gather(1, self.group_rows.unsqueeze(0).expand(n_atoms, -1, -1))
 
 
 def neighbour_slots(centres: torch.Tensor, n_atoms: int) -> Tuple[torch.Tensor, int]:

@@ -8,7 +8,8 @@
   4-body invariants of rank <= 2 moments) at 5 Å, read by one wider network shared by all
   elements (per-element networks overfitted: at 10 minutes on rMD17 ethanol, test F MAE
   14.4 meV/Å with three [96, 96] networks, 13.7 with one, 13.5 with one [128, 128]; 28 minutes:
-  12.6 -> 11.7).
+  12.6 -> 11.7). Each moment rank has its own radial functions (`radial_per_rank`): at 28
+  minutes, seed 0, 10.4 -> 9.8 with 22% fewer epochs (780 vs 1003).
 
 A config may name a tier and override any field, or list its own `terms` (see `TERM_TYPES`).
 """
@@ -47,7 +48,7 @@ TIERS: Dict[str, Dict[str, Dict[str, Any]]] = {
         "repulsion": {"type": "zbl"},
         "pair": {"type": "pair", "cutoff": 5.0, "n_basis": 12},
         "many_body": {"type": "many_body", "cutoff": 5.0, "n_basis": 10, "n_channels": 16, "l_max": 4,
-                      "n_coupled": 6, "hidden": [128, 128], "shared_readout": True},
+                      "n_coupled": 6, "hidden": [128, 128], "shared_readout": True, "radial_per_rank": True},
     },
 }
 
