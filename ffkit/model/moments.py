@@ -4,7 +4,8 @@ For atom i, channel k and rank l <= l_max: M_k^(l) = sum_j R_k(r_ij) r^_ij (x) .
 stored by its unique Cartesian monomials x^a y^b z^c (a+b+c = l), as in moment tensor potentials.
 Contracting two rank-l moments gives sum_jj' R R' (cos theta_jj')^l, so ranks up to l_max resolve
 bond angles up to that polynomial degree. R_k is a learned mix of a Bessel basis that depends on
-the elements of both atoms. All per-edge work of the ML terms happens here; the rest is per atom.
+the elements of both atoms (and, with `radial_per_rank`, on l: R_kl). All per-edge work of the ML
+terms happens here; the rest is per atom.
 """
 
 import math
@@ -46,18 +47,24 @@ class CartesianMoments(nn.Module):
         self.inv_neighbors = 1.0 / float(avg_neighbors)
         exps, _, ranks = monomials(l_max)
         self.register_buffer("columns", (3 * exps + torch.arange(3)).t().contiguous())
-        # row of the (channel, rank) radial each monomial's moment is summed with
-        rows = torch.arange(n_channels).unsqueeze(1) + n_channels * ranks.unsqueeze(0) * int(radial_per_rank)
-        self.register_buffer("group_rows", rows, persistent=False)
+        # where each rank's monomials start and end (they are ordered by rank)
+        self.rank_bounds: List[int] = [int((ranks < l).sum()) for l in range(l_max + 2)]
 
     def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                 lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
         """Moments (N, K, M) over the monomials of `monomials(l_max)`, divided by the mean neighbour count."""
         k = self.n_channels * self.n_groups
+        n_pairs = self.n_species * self.n_species
         pair = species[edge_index[0]] * self.n_species + species[edge_index[1]]
-        radial = (self.basis(lengths) @ self.radial_weights).view(-1, self.n_species * self.n_species, k)
-        radial = radial.gather(1, pair.view(-1, 1, 1).expand(-1, 1, k)).squeeze(1)
-        radial = radial * self.inv_neighbors
+        # each edge's basis goes in its element pair's slot, so one product applies that pair's mix
+        # (cheaper than mixing for every pair and picking one: the picked tensor would be n_pairs
+        # times wider, and so would its gradient)
+        basis = self.basis(lengths)
+        n_basis = basis.shape[1]
+        slotted = torch.zeros(basis.shape[0], n_pairs, n_basis, dtype=basis.dtype, device=basis.device)
+        slotted = slotted.scatter(1, pair.view(-1, 1, 1).expand(-1, 1, n_basis), basis.unsqueeze(1))
+        mixes = self.radial_weights.view(n_basis, n_pairs, k).transpose(0, 1).reshape(n_pairs * n_basis, k)
+        radial = (slotted.view(-1, n_pairs * n_basis) @ mixes) * self.inv_neighbors
         unit = vectors / lengths.unsqueeze(-1)
         # powers[e, p, d] = unit[e, d]^p by repeated products (pow() has NaN gradients at 0^0)
         powers = [torch.ones_like(unit)]
@@ -71,10 +78,14 @@ class CartesianMoments(nn.Module):
         slots, width = neighbour_slots(edge_index[0], n_atoms)
         padded_radial = torch.zeros(n_atoms * width, k, dtype=radial.dtype).index_copy(0, slots, radial)
         padded_mono = torch.zeros(n_atoms * width, mono.shape[1], dtype=mono.dtype).index_copy(0, slots, mono)
-        m = torch.bmm(padded_radial.view(n_atoms, width, k).transpose(1, 2), padded_mono.view(n_atoms, width, -1))
+        radial_rows = padded_radial.view(n_atoms, width, k).transpose(1, 2)
+        mono_rows = padded_mono.view(n_atoms, width, -1)
         if self.n_groups == 1:
-            return m
-        return m.gather(1, self.group_rows.unsqueeze(0).expand(n_atoms, -1, -1))
+            return torch.bmm(radial_rows, mono_rows)
+        c = self.n_channels  # rank l's monomials are summed with the l-th block of radial channels
+        return torch.cat([torch.bmm(radial_rows[:, l * c:(l + 1) * c],
+                                    mono_rows[:, :, self.rank_bounds[l]:self.rank_bounds[l + 1]])
+                          for l in range(self.n_groups)], dim=2)
 
 
 def neighbour_slots(centres: torch.Tensor, n_atoms: int) -> Tuple[torch.Tensor, int]:

@@ -9,7 +9,7 @@
   elements (per-element networks overfitted: at 10 minutes on rMD17 ethanol, test F MAE
   14.4 meV/Å with three [96, 96] networks, 13.7 with one, 13.5 with one [128, 128]; 28 minutes:
   12.6 -> 11.7). Each moment rank has its own radial functions (`radial_per_rank`): at 28
-  minutes, seed 0, 10.4 -> 9.8 with 22% fewer epochs (780 vs 1003).
+  minutes 10.4 -> 9.8 (seed 1: 10.8 -> 9.4) with 22% fewer epochs (779 vs 1003).
 
 A config may name a tier and override any field, or list its own `terms` (see `TERM_TYPES`).
 """
