@@ -48,7 +48,7 @@ class CartesianMoments(nn.Module):
         exps, _, ranks = monomials(l_max)
         self.register_buffer("columns", (3 * exps + torch.arange(3)).t().contiguous())
         # where each rank's monomials start and end (they are ordered by rank)
-        self.rank_bounds: List[int] = [int((ranks < l).sum()) for l in range(l_max + 2)]
+        self.rank_bounds: List[int] = [int((ranks < rank).sum()) for rank in range(l_max + 2)]
 
     def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                 lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
@@ -83,9 +83,9 @@ class CartesianMoments(nn.Module):
         if self.n_groups == 1:
             return torch.bmm(radial_rows, mono_rows)
         c = self.n_channels  # rank l's monomials are summed with the l-th block of radial channels
-        return torch.cat([torch.bmm(radial_rows[:, l * c:(l + 1) * c],
-                                    mono_rows[:, :, self.rank_bounds[l]:self.rank_bounds[l + 1]])
-                          for l in range(self.n_groups)], dim=2)
+        return torch.cat([torch.bmm(radial_rows[:, rank * c:(rank + 1) * c],
+                                    mono_rows[:, :, self.rank_bounds[rank]:self.rank_bounds[rank + 1]])
+                          for rank in range(self.n_groups)], dim=2)
 
 
 def neighbour_slots(centres: torch.Tensor, n_atoms: int) -> Tuple[torch.Tensor, int]:
