@@ -10,7 +10,7 @@ from typing import List
 
 import torch
 
-from .moments import monomials
+from .moments import monomials, rank_bounds
 
 
 def upper_triangle(n: int) -> torch.Tensor:
@@ -23,8 +23,8 @@ class RankSlices:
     """Where each rank's monomials sit in the moment tensor, and their contraction weights."""
 
     def __init__(self, l_max: int):
-        exps, weights, ranks = monomials(l_max)
-        self.bounds: List[int] = [int((ranks < l).sum()) for l in range(l_max + 2)]
+        exps, weights, _ = monomials(l_max)
+        self.bounds: List[int] = rank_bounds(l_max)
         self.weights = weights
         # index of x^a y^b z^c for the rank-2 block, as a 3x3 matrix (xx xy xz / yx yy yz / ...)
         lookup = {tuple(e.tolist()): i for i, e in enumerate(exps)}

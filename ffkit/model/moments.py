@@ -30,6 +30,12 @@ def monomials(l_max: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return e, weights, e.sum(1)
 
 
+def rank_bounds(l_max: int) -> List[int]:
+    """Where each rank's monomials start and end in `monomials(l_max)` (they are ordered by rank)."""
+    _, _, ranks = monomials(l_max)
+    return [int((ranks < rank).sum()) for rank in range(l_max + 2)]
+
+
 class CartesianMoments(nn.Module):
     def __init__(self, n_species: int, cutoff: float, n_basis: int, n_channels: int, l_max: int = 2,
                  avg_neighbors: float = 10.0, radial_per_rank: bool = False):
@@ -45,10 +51,9 @@ class CartesianMoments(nn.Module):
         width = n_species * n_species * n_channels * self.n_groups
         self.radial_weights = nn.Parameter(torch.randn(n_basis, width) / n_basis ** 0.5)
         self.inv_neighbors = 1.0 / float(avg_neighbors)
-        exps, _, ranks = monomials(l_max)
+        exps, _, _ = monomials(l_max)
         self.register_buffer("columns", (3 * exps + torch.arange(3)).t().contiguous())
-        # where each rank's monomials start and end (they are ordered by rank)
-        self.rank_bounds: List[int] = [int((ranks < rank).sum()) for rank in range(l_max + 2)]
+        self.rank_bounds: List[int] = rank_bounds(l_max)
 
     def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                 lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
