@@ -37,17 +37,17 @@ from ffkit.config import TrainConfig  # noqa: E402
 from ffkit.datasets import read_frames, split_frames  # noqa: E402
 from ffkit.evaluation import evaluate_model  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 TIERS = list(BUDGETS)
 
 
 def datasets(tmp: Path, names):
     """(name, train file, test frames) for each selected reference data set."""
     if "rmd17_ethanol" in names:
-        ethanol = SHARED / "rmd17_ethanol"
+        ethanol = DATA / "rmd17_ethanol"
         yield "rmd17_ethanol", ethanol / "train.xyz", read_frames(ethanol / "test_MD.xyz")
     if "water_deepmd" in names:
-        water = read_frames(SHARED / "water_deepmd" / "water.extxyz")
+        water = read_frames(DATA / "water_deepmd" / "water.extxyz")
         train_frames, test_frames = split_frames(water, 0.1, seed=0)
         path = tmp / "water_train.xyz"
         write_extxyz(train_frames, path)

@@ -3,7 +3,7 @@
     python benchmarks/lammps_speed.py [--tiers mm fast balanced accurate] [--dtypes float32 float64]
                                       [--replicate 3] [--big-replicate 5] [--repeats 3] [--out benchmarks/results]
 
-Water box: the first frame of ../shared/data/water_deepmd replicated (3x3x3 = 5184 atoms). Cases,
+Water box: the first frame of data/water_deepmd replicated (3x3x3 = 5184 atoms). Cases,
 interleaved within each repeat (medians reported, so machine load hits every case alike):
 - `ffkit <tier> <dtype>`: NVE MD with the venv's `lmp`, 0.5 fs, 1 rank (µs/atom/step from the
   loop time of the measured run, after a warm-up run);
@@ -43,7 +43,7 @@ from ffkit.model.tiers import TIERS, build_model
 from ffkit.neighbors import ghost_layout
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 
 
 class NullArtifact(torch.nn.Module):
@@ -73,7 +73,7 @@ def write_null_artifact(path: Path, cutoff: float = 4.0) -> Path:
 
 
 def water_box(replicate: int):
-    atoms = ase.io.read(SHARED / "water_deepmd" / "water.extxyz", index=0)
+    atoms = ase.io.read(DATA / "water_deepmd" / "water.extxyz", index=0)
     atoms.wrap()
     return atoms.repeat((replicate,) * 3)
 

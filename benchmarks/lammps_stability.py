@@ -27,7 +27,7 @@ from ffkit.artifact import read_metadata  # noqa: E402
 from ffkit.cli import main as ffkit_main  # noqa: E402
 from ffkit_lammps.md import md_script, run, write_atomic_data  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 MODELS = ROOT / "benchmarks" / "models"
 
 # name -> (model, system, ensemble, ps, timestep fs)
@@ -42,11 +42,11 @@ CASES = {
 
 def system(name: str) -> Atoms:
     if name == "ethanol":
-        frame = read(SHARED / "rmd17_ethanol" / "test_MD.xyz", index=0)
+        frame = read(DATA / "rmd17_ethanol" / "test_MD.xyz", index=0)
         atoms = Atoms(numbers=frame.numbers, positions=frame.positions, cell=[30.0] * 3, pbc=True)
         atoms.center()
         return atoms
-    atoms = read(SHARED / "water_deepmd" / "water.extxyz", index=0)
+    atoms = read(DATA / "water_deepmd" / "water.extxyz", index=0)
     atoms.wrap()
     return atoms
 

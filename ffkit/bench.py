@@ -1,8 +1,8 @@
 """`ffkit bench`: the speed–accuracy front — accuracy on held-out frames, speed inside LAMMPS.
 
-    ffkit bench --data ../shared/data/rmd17_ethanol/train.xyz --test ../shared/data/rmd17_ethanol/test_MD.xyz \\
+    ffkit bench --data data/rmd17_ethanol/train.xyz --test data/rmd17_ethanol/test_MD.xyz \\
         --models benchmarks/models/rmd17_ethanol_*.pt --out benchmarks/results/pareto_ethanol
-    ffkit bench --data ../shared/data/water_deepmd/water.extxyz \\
+    ffkit bench --data data/water_deepmd/water.extxyz \\
         --models benchmarks/models/water_deepmd_*.pt --out benchmarks/results/pareto_water
     ffkit bench --data train.xyz --test test.xyz --tiers mm fast --out runs/bench/   # trains first
 

@@ -1,15 +1,19 @@
-"""Shared fixtures: where the reference data lives."""
+"""Shared fixtures: where the reference data lives (the repository's data/, see data/README.md)."""
 
 from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REFERENCE_DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data relative to the repository root (see its README.md)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"reference data not found at {SHARED_DATA}")
-    return SHARED_DATA
+def reference_data() -> Path:
+    """data/ in the repository: rMD17 ethanol and the DeePMD water frames, with their licences.
+
+    Missing data is a broken checkout, not a reason to skip: the tests fail and say so."""
+    missing = [p for p in ("rmd17_ethanol/train.xyz", "water_deepmd/water.extxyz") if not (REFERENCE_DATA / p).is_file()]
+    if missing:
+        pytest.fail(f"reference data missing from {REFERENCE_DATA}: {', '.join(missing)}; "
+                    "restore data/ from the repository (git checkout -- data)")
+    return REFERENCE_DATA

@@ -21,10 +21,10 @@ RECORD_KEYS = {"tier", "model", "dtype", "atoms", "us_per_atom_step", "ns_per_da
 
 
 @pytest.fixture(scope="module")
-def ethanol(shared_data, tmp_path_factory) -> dict:
+def ethanol(reference_data, tmp_path_factory) -> dict:
     """Small train/test subsets of rMD17 ethanol (the timed box is built from frame 0 of train)."""
     folder = tmp_path_factory.mktemp("ethanol")
-    source = shared_data / "rmd17_ethanol"
+    source = reference_data / "rmd17_ethanol"
     ase.io.write(folder / "train.xyz", ase.io.read(source / "train.xyz", index=":20"))
     ase.io.write(folder / "test.xyz", ase.io.read(source / "test_MD.xyz", index=":10"))
     return {"train": folder / "train.xyz", "test": folder / "test.xyz"}
@@ -79,9 +79,9 @@ def test_bench_with_artifacts(ethanol, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:reference energies")
-def test_bench_trains_on_water_and_splits_off_a_test_set(shared_data, tmp_path):
+def test_bench_trains_on_water_and_splits_off_a_test_set(reference_data, tmp_path):
     data = tmp_path / "water.xyz"
-    ase.io.write(data, ase.io.read(shared_data / "water_deepmd" / "water.extxyz", index=":30"))
+    ase.io.write(data, ase.io.read(reference_data / "water_deepmd" / "water.extxyz", index=":30"))
     code = main(["bench", "--data", str(data), "--tiers", "mm", "--epochs", "1", "--atoms", "200", "--steps", "3",
                  "--repeats", "1", "--out", str(tmp_path / "out") + "/", "--no-progress"])
     assert code == 0

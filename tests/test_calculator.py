@@ -16,8 +16,8 @@ from ffkit.predict import energy_and_forces
 
 
 @pytest.fixture(scope="module")
-def water(shared_data):
-    return read(shared_data / "water_deepmd" / "water.extxyz", index=3)
+def water(reference_data):
+    return read(reference_data / "water_deepmd" / "water.extxyz", index=3)
 
 
 @pytest.fixture(scope="module", params=["balanced", "accurate"])

@@ -48,19 +48,19 @@ def text_frames(path):
 
 
 @pytest.fixture(scope="session")
-def ethanol(shared_data):
-    return read_frames(shared_data / "rmd17_ethanol" / "train.xyz", index=":50")
+def ethanol(reference_data):
+    return read_frames(reference_data / "rmd17_ethanol" / "train.xyz", index=":50")
 
 
 @pytest.fixture(scope="session")
-def water_xyz(shared_data):
-    return read_frames(shared_data / "water_deepmd" / "water.extxyz")
+def water_xyz(reference_data):
+    return read_frames(reference_data / "water_deepmd" / "water.extxyz")
 
 
 # ---------------------------------------------------------------- readers
 
-def test_extxyz_matches_the_text(shared_data):
-    path = shared_data / "rmd17_ethanol" / "train.xyz"
+def test_extxyz_matches_the_text(reference_data):
+    path = reference_data / "rmd17_ethanol" / "train.xyz"
     frames = read_frames(path, index=":20")
     for k, (comment, atoms) in enumerate(text_frames(path)[:20]):
         frame = frames[k]
@@ -74,8 +74,8 @@ def test_extxyz_matches_the_text(shared_data):
         assert not frame.pbc.any()
 
 
-def test_deepmd_folder_is_water_extxyz_frame_for_frame(shared_data, water_xyz):
-    root = shared_data / "water_deepmd"
+def test_deepmd_folder_is_water_extxyz_frame_for_frame(reference_data, water_xyz):
+    root = reference_data / "water_deepmd"
     frames = read_frames(root / "deepmd_npy")
     origins = re.findall(r"source_system=(\S+)", (root / "water.extxyz").read_text())
     assert len(frames) == len(water_xyz) == len(origins) == 400
@@ -94,8 +94,8 @@ def test_deepmd_folder_is_water_extxyz_frame_for_frame(shared_data, water_xyz):
     assert frames[160].source.endswith("data_1/set.001:0")
 
 
-def test_deepmd_single_system_and_nopbc(shared_data, tmp_path):
-    system = shared_data / "water_deepmd" / "deepmd_npy" / "data_1"
+def test_deepmd_single_system_and_nopbc(reference_data, tmp_path):
+    system = reference_data / "water_deepmd" / "deepmd_npy" / "data_1"
     frames = read_frames(system)
     assert len(frames) == 160 and frames[80].source == f"{system}/set.001:0"
     molecule = tmp_path / "molecule"
@@ -130,18 +130,18 @@ def test_npz_both_key_styles_and_units(ethanol, tmp_path):
     assert one.energy == ethanol[3].energy and one.source.endswith("one.npz:0")
 
 
-def test_index_selection_and_bundled_subsets(shared_data, water_xyz):
+def test_index_selection_and_bundled_subsets(reference_data, water_xyz):
     every_tenth = read_frames(bundled.path("water_frames.xyz"))
     assert len(every_tenth) == 40
     assert dataset_hash(every_tenth) == dataset_hash(water_xyz[::10])
-    assert dataset_hash(read_frames(shared_data / "water_deepmd" / "water.extxyz", index="::10")) \
+    assert dataset_hash(read_frames(reference_data / "water_deepmd" / "water.extxyz", index="::10")) \
         == dataset_hash(every_tenth)
     assert read_frames(bundled.path("water_frames.xyz"), index=-1)[0].source.endswith(":39")
     # bundled frames are verbatim prefixes of the originals
     for name, original in (("ethanol_train.xyz", "train.xyz"), ("ethanol_test.xyz", "test_MD.xyz"),
                            ("ethanol_isolated_atoms.xyz", "isolated_atoms.xyz")):
         copy = bundled.path(name).read_bytes()
-        assert (shared_data / "rmd17_ethanol" / original).read_bytes().startswith(copy)
+        assert (reference_data / "rmd17_ethanol" / original).read_bytes().startswith(copy)
     assert len(read_frames(bundled.path("ethanol_train.xyz"))) == 300
     assert len(read_frames(bundled.path("ethanol_test.xyz"))) == 200
     with pytest.raises(Exception, match="ethanol_train.xyz"):
@@ -297,9 +297,9 @@ def test_duplicate_atoms(tmp_path):
     assert "0.0500 Å" in message
 
 
-def test_deepmd_errors(shared_data, tmp_path):
+def test_deepmd_errors(reference_data, tmp_path):
     system = tmp_path / "system"
-    shutil.copytree(shared_data / "water_deepmd" / "deepmd_npy" / "data_0", system)
+    shutil.copytree(reference_data / "water_deepmd" / "deepmd_npy" / "data_0", system)
     energy = np.load(system / "set.000" / "energy.npy")
     (system / "set.000" / "energy.npy").unlink()
     message = raise_message(system, index="5:")
@@ -350,8 +350,8 @@ def test_dataset_hash_sees_every_value(ethanol):
 
 # ---------------------------------------------------------------- reference energies
 
-def test_isolated_atom_energies(shared_data, tmp_path):
-    path = shared_data / "rmd17_ethanol" / "isolated_atoms.xyz"
+def test_isolated_atom_energies(reference_data, tmp_path):
+    path = reference_data / "rmd17_ethanol" / "isolated_atoms.xyz"
     expected = {}
     for comment, atoms in text_frames(path):
         symbol = atoms[0].split()[0]
@@ -362,11 +362,11 @@ def test_isolated_atom_energies(shared_data, tmp_path):
         isolated_atom_energies(xyz_file(tmp_path, WATER))
 
 
-def test_fit_recovers_known_element_energies(ethanol, shared_data):
+def test_fit_recovers_known_element_energies(ethanol, reference_data):
     # real geometries, energies made from known per-element values plus small noise
     rng = np.random.default_rng(0)
     truth = {1: -13.6, 6: -1025.3, 8: -2035.6}
-    isolated = read_frames(shared_data / "rmd17_ethanol" / "isolated_atoms.xyz", require_forces=False)
+    isolated = read_frames(reference_data / "rmd17_ethanol" / "isolated_atoms.xyz", require_forces=False)
     frames = ethanol[:10] + [f for f in isolated if int(f.numbers[0]) in truth]
     mixed = [replace(f, energy=sum(truth[int(z)] for z in f.numbers) + rng.normal(0, 1e-3)) for f in frames]
     fitted = fit_reference_energies(mixed, [1, 6, 8])

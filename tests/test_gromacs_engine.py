@@ -75,9 +75,9 @@ def ase_artifact(model, tmp_path_factory):
     return path
 
 
-def _float32_frames(shared_data, count=4):
+def _float32_frames(reference_data, count=4):
     """Water frames with positions and box rounded to float32 nm, exactly what GROMACS holds."""
-    frames = read(shared_data / "water_deepmd" / "water.extxyz", index=f"0:{40 * count}:40")
+    frames = read(reference_data / "water_deepmd" / "water.extxyz", index=f"0:{40 * count}:40")
     for atoms in frames:
         atoms.positions = np.asarray(atoms.positions / 10.0, dtype=np.float32).astype(np.float64) * 10.0
         atoms.cell = np.asarray(np.asarray(atoms.cell) / 10.0, dtype=np.float32).astype(np.float64) * 10.0
@@ -85,11 +85,11 @@ def _float32_frames(shared_data, count=4):
 
 
 @pytest.mark.parametrize("layout", ["positions", "pairs"])
-def test_rerun_of_water_frames_matches_the_ase_calculator(gmx, version, model, ase_artifact, shared_data,
+def test_rerun_of_water_frames_matches_the_ase_calculator(gmx, version, model, ase_artifact, reference_data,
                                                           tmp_path, layout):
     if layout == "pairs" and version < 2026:
         pytest.skip(f"the pair layout needs GROMACS 2026, this is {version}")
-    frames = _float32_frames(shared_data)
+    frames = _float32_frames(reference_data)
     artifact = tmp_path / "model.pt"
     compile_nnpot(model, artifact, layout=layout)
     files = prepare_pure_nn(tmp_path / "run", frames[0], artifact, len(frames[0]), RERUN, residue="SOL")
@@ -218,11 +218,11 @@ def _final_frame(files):
 
 
 @pytest.mark.slow
-def test_nve_of_pure_nn_water_is_stable_for_10_ps(gmx, shared_data, tmp_path, request):
+def test_nve_of_pure_nn_water_is_stable_for_10_ps(gmx, reference_data, tmp_path, request):
     """Issue 4, test 2: 64 NN waters (trained `fast` model), 10 ps NVE at dt 0.5 fs."""
     artifact = tmp_path / "water.pt"
     compile_nnpot_from_artifact(MODELS / "water_deepmd_fast.pt", artifact)
-    water = order_waters(read(shared_data / "water_deepmd" / "water.extxyz", index=0))
+    water = order_waters(read(reference_data / "water_deepmd" / "water.extxyz", index=0))
     files = prepare_pure_nn(tmp_path / "nve", water, artifact, 3, TEN_PS, residue="SOL")
     grompp(gmx, files)
     mdrun(gmx, files, timeout=3600)
@@ -241,9 +241,9 @@ def test_nve_of_pure_nn_water_is_stable_for_10_ps(gmx, shared_data, tmp_path, re
 
 
 @pytest.fixture(scope="module")
-def ethanol_in_water(shared_data):
-    mol = read(shared_data / "rmd17_ethanol" / "test_MD.xyz", index=0)
-    water = order_waters(read(shared_data / "water_deepmd" / "water.extxyz", index=0)).repeat((2, 2, 2))
+def ethanol_in_water(reference_data):
+    mol = read(reference_data / "rmd17_ethanol" / "test_MD.xyz", index=0)
+    water = order_waters(read(reference_data / "water_deepmd" / "water.extxyz", index=0)).repeat((2, 2, 2))
     molecule, counts = ethanol_moleculetype(mol)
     return Solute(RESIDUE, mol, ethanol_atomtypes(), molecule), water, counts
 

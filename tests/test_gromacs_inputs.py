@@ -136,13 +136,13 @@ def test_pure_nn_topology_zeroes_charges_and_lj():
         split_molecules([8, 1, 1, 1, 8, 1], 3)
 
 
-def test_pure_nn_run_files_agree_with_each_other(artifact, shared_data, tmp_path):
+def test_pure_nn_run_files_agree_with_each_other(artifact, reference_data, tmp_path):
     from ase.io import read
 
     from ffkit_gromacs.runs import prepare_pure_nn
     from ffkit_gromacs.topology import order_waters
 
-    water = order_waters(read(shared_data / "water_deepmd" / "water.extxyz", index=0))
+    water = order_waters(read(reference_data / "water_deepmd" / "water.extxyz", index=0))
     assert water.get_chemical_symbols()[:6] == ["O", "H", "H", "O", "H", "H"]
     assert max(water.get_distance(k, k + d) for k in range(0, len(water), 3) for d in (1, 2)) < 1.3
     files = prepare_pure_nn(tmp_path, water, artifact, 3, {"nsteps": "10"}, residue="SOL")
@@ -159,13 +159,13 @@ def test_pure_nn_run_files_agree_with_each_other(artifact, shared_data, tmp_path
         prepare_pure_nn(tmp_path / "na", na, artifact, 3)
 
 
-def test_ethanol_is_typed_with_opls_aa_and_complete(shared_data):
+def test_ethanol_is_typed_with_opls_aa_and_complete(reference_data):
     from ase.build import molecule
     from ase.io import read
 
     from ffkit_gromacs.ethanol import ATOM_TYPES, ethanol_moleculetype, type_atoms
 
-    mol = read(shared_data / "rmd17_ethanol" / "test_MD.xyz", index=0)
+    mol = read(reference_data / "rmd17_ethanol" / "test_MD.xyz", index=0)
     types, bonds = type_atoms(mol)
     assert sorted(types) == ["CO", "CT", "HC", "HC", "HC", "HC", "HC", "HO", "OH"]
     assert sum(ATOM_TYPES[t][2] for t in types) == pytest.approx(0.0, abs=1e-9)     # a neutral molecule
@@ -182,7 +182,7 @@ def test_ethanol_is_typed_with_opls_aa_and_complete(shared_data):
         ethanol_moleculetype(molecule("CH3OH"))
 
 
-def test_solvated_systems_have_no_overlaps_and_consistent_files(shared_data, tmp_path):
+def test_solvated_systems_have_no_overlaps_and_consistent_files(reference_data, tmp_path):
     import numpy as np
     from ase.io import read
 
@@ -190,8 +190,8 @@ def test_solvated_systems_have_no_overlaps_and_consistent_files(shared_data, tmp
     from ffkit_gromacs.runs import Solute, prepare_solvated
     from ffkit_gromacs.topology import order_waters, solvate
 
-    mol = read(shared_data / "rmd17_ethanol" / "test_MD.xyz", index=0)
-    water = order_waters(read(shared_data / "water_deepmd" / "water.extxyz", index=0)).repeat((2, 2, 2))
+    mol = read(reference_data / "rmd17_ethanol" / "test_MD.xyz", index=0)
+    water = order_waters(read(reference_data / "water_deepmd" / "water.extxyz", index=0)).repeat((2, 2, 2))
     system, n_waters = solvate(mol, water, clearance=2.4)
     assert len(system) == len(mol) + 3 * n_waters and 480 < n_waters < len(water) // 3
     closest = min(system.get_distances(k, range(len(mol), len(system)), mic=True).min() for k in range(len(mol)))

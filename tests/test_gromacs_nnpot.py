@@ -56,8 +56,8 @@ def artifacts(model, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def waters(shared_data):
-    return read(shared_data / "water_deepmd" / "water.extxyz", index="0:400:80")
+def waters(reference_data):
+    return read(reference_data / "water_deepmd" / "water.extxyz", index="0:400:80")
 
 
 def _gromacs_inputs(atoms, positions_angstrom=None):

@@ -43,8 +43,8 @@ def models(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def frame(shared_data):
-    return ase.io.read(shared_data / "water_deepmd" / "water.extxyz", index=7)
+def frame(reference_data):
+    return ase.io.read(reference_data / "water_deepmd" / "water.extxyz", index=7)
 
 
 def test_committee_is_the_mean_of_its_members(frame, models):

@@ -13,9 +13,9 @@ WATER = ("O", "H")
 
 
 @pytest.fixture(scope="module")
-def water_data(shared_data, tmp_path_factory):
+def water_data(reference_data, tmp_path_factory):
     path = tmp_path_factory.mktemp("water") / "water.data"
-    write_data(path, ase.io.read(shared_data / "water_deepmd" / "water.extxyz", index=3), WATER)
+    write_data(path, ase.io.read(reference_data / "water_deepmd" / "water.extxyz", index=3), WATER)
     return path
 
 

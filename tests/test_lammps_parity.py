@@ -43,12 +43,12 @@ def artifacts(tmp_path_factory):
     }
 
 
-def _water(shared_data, index):
-    return ase.io.read(shared_data / "water_deepmd" / "water.extxyz", index=index)
+def _water(reference_data, index):
+    return ase.io.read(reference_data / "water_deepmd" / "water.extxyz", index=index)
 
 
-def _ethanol_in_box(shared_data, index):
-    atoms = ase.io.read(shared_data / "rmd17_ethanol" / "test_MD.xyz", index=index)
+def _ethanol_in_box(reference_data, index):
+    atoms = ase.io.read(reference_data / "rmd17_ethanol" / "test_MD.xyz", index=index)
     atoms.set_cell([22.0, 23.0, 24.0])
     atoms.center()
     atoms.pbc = True
@@ -81,8 +81,8 @@ def _assert_parity(lmp, ref, rtol):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["toy-water", "fast-water", "accurate-water", "mm-water"])
 @pytest.mark.parametrize("frame", [0, 137, 399])
-def test_water_parity_float64(tmp_path, shared_data, artifacts, model, frame):
-    atoms = _water(shared_data, frame)
+def test_water_parity_float64(tmp_path, reference_data, artifacts, model, frame):
+    atoms = _water(reference_data, frame)
     art = artifacts[model]
     lmp = lammps_single_point(tmp_path, atoms, WATER, f"pair_style ffkit\npair_coeff * * {art} O H")
     _assert_parity(lmp, _python_side(art, atoms), 1e-8)
@@ -91,24 +91,24 @@ def test_water_parity_float64(tmp_path, shared_data, artifacts, model, frame):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["toy-ethanol", "fast-ethanol"])
 @pytest.mark.parametrize("frame", [0, 500])
-def test_ethanol_in_large_box_parity_float64(tmp_path, shared_data, artifacts, model, frame):
-    atoms = _ethanol_in_box(shared_data, frame)
+def test_ethanol_in_large_box_parity_float64(tmp_path, reference_data, artifacts, model, frame):
+    atoms = _ethanol_in_box(reference_data, frame)
     art = artifacts[model]
     lmp = lammps_single_point(tmp_path, atoms, ETHANOL_TYPES, f"pair_style ffkit\npair_coeff * * {art} C O H")
     _assert_parity(lmp, _python_side(art, atoms), 1e-8)
 
 
-def test_water_parity_float32(tmp_path, shared_data, artifacts):
+def test_water_parity_float32(tmp_path, reference_data, artifacts):
     """float32 artifacts: positions converted to float32, results accumulated in double."""
-    atoms = _water(shared_data, 5)
+    atoms = _water(reference_data, 5)
     art = artifacts["toy-water-f32"]
     lmp = lammps_single_point(tmp_path, atoms, WATER, f"pair_style ffkit\npair_coeff * * {art} O H")
     _assert_parity(lmp, _python_side(art, atoms), 2e-5)
 
 
-def test_units_real_equals_metal(tmp_path, shared_data, artifacts):
+def test_units_real_equals_metal(tmp_path, reference_data, artifacts):
     """20 MD steps in units real and in units metal give the same trajectory after unit conversion."""
-    atoms = _water(shared_data, 11)
+    atoms = _water(reference_data, 11)
     art = artifacts["fast-water"]
     results = {}
     for units, dt in (("metal", 0.0005), ("real", 0.5)):
@@ -138,8 +138,8 @@ run 20
 
 
 @pytest.mark.slow
-def test_hybrid_overlay_equals_sum_of_parts(tmp_path, shared_data, artifacts):
-    atoms = _water(shared_data, 42)
+def test_hybrid_overlay_equals_sum_of_parts(tmp_path, reference_data, artifacts):
+    atoms = _water(reference_data, 42)
     art = artifacts["toy-water"]
     lj = "pair_style lj/cut 6.0\npair_coeff * * 0.0067 3.16\npair_coeff 2 2 0.0 1.0\npair_coeff 1 2 0.0 1.0"
     ml = f"pair_style ffkit\npair_coeff * * {art} O H"
@@ -155,9 +155,9 @@ def test_hybrid_overlay_equals_sum_of_parts(tmp_path, shared_data, artifacts):
 
 
 @pytest.mark.slow
-def test_hybrid_overlay_ml_on_some_types(tmp_path, shared_data, artifacts):
+def test_hybrid_overlay_ml_on_some_types(tmp_path, reference_data, artifacts):
     """`NULL` types are invisible to the model: ML on O only equals the model on the oxygen sub-system."""
-    atoms = _water(shared_data, 42)
+    atoms = _water(reference_data, 42)
     art = artifacts["toy-water"]
     both = (f"pair_style hybrid/overlay ffkit lj/cut 6.0\npair_coeff * * ffkit {art} O NULL\n"
             "pair_coeff * * lj/cut 0.0 1.0")

@@ -21,9 +21,9 @@ WATER_SYMBOLS = ("O", "H")
 
 
 @pytest.fixture(scope="module")
-def water_data(shared_data, tmp_path_factory) -> Path:
+def water_data(reference_data, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("water") / "water.data"
-    write_data(path, ase.io.read(shared_data / "water_deepmd" / "water.extxyz", index=0), WATER_SYMBOLS)
+    write_data(path, ase.io.read(reference_data / "water_deepmd" / "water.extxyz", index=0), WATER_SYMBOLS)
     return path
 
 

@@ -18,8 +18,8 @@ def _model(tier, species=SPECIES):
 
 
 @pytest.fixture(scope="module")
-def ethanol(shared_data):
-    return read(shared_data / "rmd17_ethanol" / "train.xyz", index=0)
+def ethanol(reference_data):
+    return read(reference_data / "rmd17_ethanol" / "train.xyz", index=0)
 
 
 @pytest.mark.parametrize("tier", list(TIERS))
@@ -52,9 +52,9 @@ def test_forces_are_minus_gradient(tier, ethanol):
 
 
 @pytest.mark.parametrize("tier", list(TIERS))
-def test_locality_beyond_cutoff(tier, shared_data):
+def test_locality_beyond_cutoff(tier, reference_data):
     """In liquid water, nudging an atom farther than r_c from atom 0 leaves atom 0's energy unchanged."""
-    water = read(shared_data / "water_deepmd" / "water.extxyz", index=0)
+    water = read(reference_data / "water_deepmd" / "water.extxyz", index=0)
     model = _model(tier, species=[1, 8])
 
     def atom_energies(atoms):

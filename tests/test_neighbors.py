@@ -81,8 +81,8 @@ def test_partially_periodic_slab_matches_brute_force():
     assert_same_pairs(found, expected)
 
 
-def test_molecule_without_cell_matches_brute_force(shared_data):
-    (ethanol,) = read_frames(shared_data / "rmd17_ethanol" / "train.xyz", index=0)
+def test_molecule_without_cell_matches_brute_force(reference_data):
+    (ethanol,) = read_frames(reference_data / "rmd17_ethanol" / "train.xyz", index=0)
     expected = brute_force(ethanol.positions, np.zeros((3, 3)), [False] * 3, 3.0)
     for cell in (np.zeros((3, 3)), ethanol.cell):  # the file's 50 Å box is not periodic
         edge_index, shifts = edges(ethanol.positions, cell, ethanol.pbc, 3.0)
@@ -93,8 +93,8 @@ def test_molecule_without_cell_matches_brute_force(shared_data):
     assert 0 < len(expected) < 9 * 8  # the cutoff excludes some pairs
 
 
-def test_water_box_matches_brute_force(shared_data):
-    (water,) = read_frames(shared_data / "water_deepmd" / "water.extxyz", index=7)
+def test_water_box_matches_brute_force(reference_data):
+    (water,) = read_frames(reference_data / "water_deepmd" / "water.extxyz", index=7)
     expected = brute_force(water.positions, water.cell, water.pbc, 6.0)
     assert_same_pairs(shift_form(water.positions, water.cell, water.pbc, 6.0), expected)
 
@@ -123,8 +123,8 @@ def test_ghost_layout_gives_the_same_pair_vectors(cutoff):
     assert len(np.unique(keys, axis=0)) == layout.n_ghost
 
 
-def test_ghost_layout_of_the_water_box(shared_data):
-    (water,) = read_frames(shared_data / "water_deepmd" / "water.extxyz", index=3)
+def test_ghost_layout_of_the_water_box(reference_data):
+    (water,) = read_frames(reference_data / "water_deepmd" / "water.extxyz", index=3)
     edge_index, shifts = edges(water.positions, water.cell, water.pbc, 5.0)
     layout = ghost_layout(water.positions, water.cell, water.pbc, 5.0)
     vectors = layout.positions[layout.edge_index[1]] - layout.positions[layout.edge_index[0]]
@@ -133,8 +133,8 @@ def test_ghost_layout_of_the_water_box(shared_data):
     assert 0 < layout.n_ghost and layout.edge_index.shape == edge_index.shape
 
 
-def test_ghost_layout_of_a_molecule_has_no_ghosts(shared_data):
-    (ethanol,) = read_frames(shared_data / "rmd17_ethanol" / "train.xyz", index=0)
+def test_ghost_layout_of_a_molecule_has_no_ghosts(reference_data):
+    (ethanol,) = read_frames(reference_data / "rmd17_ethanol" / "train.xyz", index=0)
     layout = ghost_layout(ethanol.positions, ethanol.cell, ethanol.pbc, 5.0)
     assert layout.n_ghost == 0 and layout.edge_index.shape == (2, 72)
 

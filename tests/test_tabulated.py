@@ -14,8 +14,8 @@ from ffkit.model.tabulated import tabulate_pair_terms
 @pytest.mark.parametrize("tier", ["mm", "fast"])
 @pytest.mark.parametrize("data,index,species", [("water_deepmd/water.extxyz", 5, [1, 8]),
                                                  ("rmd17_ethanol/train.xyz", 7, [1, 6, 8])])
-def test_table_matches_analytic_terms(shared_data, tier, data, index, species):
-    atoms = read(shared_data / data, index=index)
+def test_table_matches_analytic_terms(reference_data, tier, data, index, species):
+    atoms = read(reference_data / data, index=index)
     model = perturbed_model(tier, species, avg_neighbors=10.0, scale=0.1)
     tabulated = tabulate_pair_terms(model)
     assert tabulated["tabulated"]["terms"] == [n for n in model.term_names if n != "three_body"]
@@ -39,14 +39,14 @@ def test_table_holds_at_close_contact_and_is_finite_below_its_first_knot():
     assert torch.isfinite(energy) and torch.isfinite(grad).all() and float(grad[0, 0]) < 0  # still repulsive
 
 
-def test_artifact_records_the_table_and_its_error(tmp_path, shared_data):
+def test_artifact_records_the_table_and_its_error(tmp_path, reference_data):
     model = perturbed_model("fast", [1, 8], avg_neighbors=10.0, scale=0.1)
     path = tmp_path / "model.pt"
     compile_model(model, path)
     info = read_metadata(path)["pair_table"]
     assert info["terms"] == ["repulsion", "pair"] and info["spacing_A"] > 0
     assert 0 <= info["max_energy_error_eV"] < 1e-4 and 0 <= info["max_force_error_eV_A"] < 1e-3
-    atoms = read(shared_data / "water_deepmd" / "water.extxyz", index=2)
+    atoms = read(reference_data / "water_deepmd" / "water.extxyz", index=2)
     atoms.calc = FFKitCalculator(path)
     e_exact, f_exact = energy_forces(model, atoms)
     assert atoms.get_potential_energy() == pytest.approx(e_exact, rel=1e-9)

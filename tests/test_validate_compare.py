@@ -49,12 +49,12 @@ def test_check_limits_and_missing_values():
     assert Check("a", None, 1.0).passed is False
 
 
-def test_training_frames_halves_agree_and_disagree_with_a_strained_copy(shared_data, tmp_path):
+def test_training_frames_halves_agree_and_disagree_with_a_strained_copy(reference_data, tmp_path):
     """The two halves of the DeePMD water set have the same structure; the same frames with
     every coordinate stretched by 3% do not (RDF peaks and O-H lengths move)."""
     from ase.io import read, write
 
-    frames = read(shared_data / "water_deepmd" / "water.extxyz", index="::8")
+    frames = read(reference_data / "water_deepmd" / "water.extxyz", index="::8")
     write(tmp_path / "a.extxyz", frames[0::2])
     write(tmp_path / "b.extxyz", frames[1::2])
     for atoms in frames[1::2]:
@@ -113,15 +113,15 @@ def test_missing_and_empty_files_are_named(tmp_path):
         load_run(tmp_path / "bad.extxyz")
 
 
-def test_gromacs_formats_load_with_elements_from_atom_names(shared_data, tmp_path):
+def test_gromacs_formats_load_with_elements_from_atom_names(reference_data, tmp_path):
     """gro + xtc (written here from the DeePMD frames): elements come from the atom names and
     forces, when asked for, are said to be missing."""
     import MDAnalysis as mda
     from ase.io import read
 
-    frames = read(shared_data / "water_deepmd" / "water.extxyz", index=":6")
+    frames = read(reference_data / "water_deepmd" / "water.extxyz", index=":6")
     frames[0].write(tmp_path / "water.gro")
-    source = load_run(shared_data / "water_deepmd" / "water.extxyz").universe
+    source = load_run(reference_data / "water_deepmd" / "water.extxyz").universe
     with mda.Writer(str(tmp_path / "water.xtc"), source.atoms.n_atoms) as writer:
         for _ in source.trajectory[:6]:
             writer.write(source.atoms)

@@ -116,24 +116,24 @@ def write_water_data(frame, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def water_run(base: Path, name: str, body: str, shared_data: Path) -> Path:
+def water_run(base: Path, name: str, body: str, reference_data: Path) -> Path:
     directory = base / name
     if not (directory / "log.lammps").exists():
         directory.mkdir(parents=True, exist_ok=True)
-        frame = read(shared_data / "water_deepmd" / "water.extxyz", index=0)
+        frame = read(reference_data / "water_deepmd" / "water.extxyz", index=0)
         write_water_data(frame, directory / "water.data")
         run_lammps(directory, "units real\natom_style full\nboundary p p p\nread_data water.data\n" + body)
     return directory
 
 
 @pytest.fixture(scope="session")
-def water(tmp_path_factory, shared_data) -> Path:
-    return water_run(tmp_path_factory.getbasetemp(), "water_nve", WATER_NVE, shared_data)
+def water(tmp_path_factory, reference_data) -> Path:
+    return water_run(tmp_path_factory.getbasetemp(), "water_nve", WATER_NVE, reference_data)
 
 
 @pytest.fixture(scope="session")
-def heated_water(tmp_path_factory, shared_data) -> Path:
-    return water_run(tmp_path_factory.getbasetemp(), "water_heated", WATER_HEATED, shared_data)
+def heated_water(tmp_path_factory, reference_data) -> Path:
+    return water_run(tmp_path_factory.getbasetemp(), "water_heated", WATER_HEATED, reference_data)
 
 
 @pytest.fixture(scope="session", params=["metal", "real"])
@@ -464,7 +464,7 @@ run 40
 
 
 @pytest.fixture(scope="session")
-def ffkit_water(tmp_path_factory, shared_data) -> Path:
+def ffkit_water(tmp_path_factory, reference_data) -> Path:
     """40 steps of water with an (untrained) 'mm' tier artifact in `pair_style ffkit`, plus a
     different artifact ('fast' tier) that must fail parity."""
     if not PLUGIN.is_file():
@@ -478,7 +478,7 @@ def ffkit_water(tmp_path_factory, shared_data) -> Path:
     for tier, name, seed in (("mm", "model.pt", 0), ("fast", "other.pt", 1)):
         torch.manual_seed(seed)
         compile_model(build_model(tier, [1, 8]), directory / name, dtype="float64")
-    frame = read(shared_data / "water_deepmd" / "water.extxyz", index=0)
+    frame = read(reference_data / "water_deepmd" / "water.extxyz", index=0)
     frame.write(directory / "water.data", format="lammps-data", specorder=["O", "H"], units="metal",
                 masses=True)
     return run_lammps(directory, FFKIT_WATER)

@@ -29,7 +29,7 @@ from ffkit_gromacs.speed import record
 from ffkit_gromacs.topology import order_waters
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "data"
 DT_PS = 0.0005
 
 

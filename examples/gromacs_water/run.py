@@ -3,7 +3,7 @@
     python examples/gromacs_water/run.py [--model MODEL.pt] [--layout positions|pairs] [--ps 10] [--out OUT]
 
 Wraps a trained ffkit water model (a LAMMPS-convention artifact; default the `fast` tier that
-benchmarks/accuracy.py trained on ../shared/data/water_deepmd) as an NNPot artifact, runs NVE MD
+benchmarks/accuracy.py trained on data/water_deepmd) as an NNPot artifact, runs NVE MD
 of the 64-water DeePMD box in GROMACS, reports the energy drift and ns/day, then runs the same
 box as rigid SPC/E (PME) for the ns/day of pure MM. Results go to OUT/results.json and to
 benchmarks/results/gromacs_speed.{json,md}.
@@ -25,7 +25,7 @@ from ffkit_gromacs.speed import record
 from ffkit_gromacs.topology import order_waters
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO.parent / "shared" / "data" / "water_deepmd" / "water.extxyz"
+DATA = REPO / "data" / "water_deepmd" / "water.extxyz"
 DT_PS = 0.0005
 # the MM reference: the same box and time step, rigid SPC/E with PME (cut-offs below half the box),
 # MM_LENGTH times longer: the NN run's 20 000 steps take SPC/E only a second or two, too short to time
