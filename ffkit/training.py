@@ -294,9 +294,14 @@ class Trainer:
         }
 
     def _batches(self) -> List[List[int]]:
+        """The epoch's global batches. Under torchrun a last batch with fewer frames than processes
+        would leave a process with nothing to compute, so it joins the batch before it."""
         order = np.random.default_rng([self.cfg.seed, self.epoch]).permutation(len(self.train_graphs))
         size = self.cfg.batch_size
-        return [order[i:i + size].tolist() for i in range(0, len(order), size)]
+        batches = [order[i:i + size].tolist() for i in range(0, len(order), size)]
+        if len(batches) > 1 and len(batches[-1]) < self.world:
+            batches[-2] += batches.pop()
+        return batches
 
     def _update_ema(self) -> None:
         if self.ema is None:

@@ -216,6 +216,25 @@ def test_two_process_ddp_equals_one_process(tmp_path):
         torch.testing.assert_close(b["model_state"][key], value, rtol=1e-9, atol=1e-11, msg=key)
 
 
+@pytest.mark.slow
+def test_ddp_survives_a_last_batch_smaller_than_the_process_count(tmp_path):
+    # 57 training frames in batches of 8 leave one frame for the last batch: one of two ranks had none
+    out = tmp_path / "ddp"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
+                "-m", "ffkit", "train", "--data", ETHANOL, "--tier", "fast", "--out", str(out), "--epochs", "1",
+                "--batch-size", "8", "--n-valid", "3", "--dtype", "float64", "--no-progress", "--config",
+                str(_max_frames_config(tmp_path, 60))]
+    r = subprocess.run(torchrun, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert read_checkpoint(out / "last.pt")["epoch"] == 1
+
+
+def _max_frames_config(tmp_path, n):
+    path = tmp_path / "frames.yaml"
+    path.write_text(f"max_frames: {n}\n")
+    return path
+
+
 def test_cli_errors_are_clear(tmp_path):
     r = _ffkit("train", "--data", ETHANOL, "--tier", "huge", "--out", tmp_path / "x")
     assert r.returncode == 2 and "unknown tier 'huge'" in r.stderr and "accurate" in r.stderr
