@@ -503,6 +503,23 @@ def test_ffkit_pair_style_forces_match_the_calculator(ffkit_water, tmp_path, cap
         "parity.max_abs_force_error", "parity.relative_force_rmse"}
 
 
+def test_force_parity_on_a_dump_without_forces_is_bad_input(ffkit_water, tmp_path, capsys):
+    lines = []
+    for line in (ffkit_water / "traj.dump").read_text().splitlines():
+        if line.startswith("ITEM: ATOMS"):
+            line = "ITEM: ATOMS id type x y z"
+        elif len(line.split()) == 8:
+            line = " ".join(line.split()[:5])
+        lines.append(line)
+    (tmp_path / "noforces.dump").write_text("\n".join(lines) + "\n")
+    args = ["validate", str(ffkit_water / "water.data"), str(tmp_path / "noforces.dump"), "--log",
+            str(ffkit_water / "log.lammps"), "--report", str(tmp_path / "report"), "--model",
+            str(ffkit_water / "model.pt")]
+    assert main(args) == 2  # bad input, not "checks failed" (1)
+    err = capsys.readouterr().err
+    assert "noforces.dump" in err and "has no forces" in err and "fx fy fz" in err
+
+
 def test_dump_cut_inside_its_last_line_is_refused(water, tmp_path):
     text = (water / "traj.dump").read_text()
     (tmp_path / "cut.dump").write_text(text[:-12])

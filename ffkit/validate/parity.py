@@ -12,6 +12,8 @@ from ase import Atoms
 from MDAnalysis.analysis.base import AnalysisBase
 from MDAnalysis.lib.mdamath import triclinic_vectors
 
+from .loading import ValidationInputError
+
 
 def atoms_from_frame(atomgroup, ts) -> Atoms:
     """An ASE Atoms (elements, positions, cell) for the current frame of ``atomgroup``."""
@@ -38,8 +40,8 @@ class ForceParity(AnalysisBase):
 
     def _prepare(self):
         if not self._trajectory.ts.has_forces:
-            raise ValueError(
-                f"{self._trajectory.filename}: trajectory has no forces; dump them "
+            raise ValidationInputError(
+                f"{self._trajectory.filename}: trajectory has no forces, so --model has nothing to compare with; dump them "
                 "(LAMMPS: 'dump ID all custom N FILE id type x y z fx fy fz'; GROMACS: nstfout)"
             )
         n = self.n_frames
