@@ -104,11 +104,14 @@ def test_metadata_and_signature_name_the_gromacs_inputs(artifacts, model, tmp_pa
     assert read_metadata(tmp_path / "m.pt") == meta
     assert meta["engine"] == "gromacs" and meta["dtype"] == "float32" and meta["layout"] == "pairs"
     assert meta["mdp_inputs"] == ["atom-positions", "atom-numbers", "atom-pairs", "pair-shifts"]
-    assert meta["species"] == [1, 8] and meta["units"]["energy"] == "eV"
-    assert meta["interface_units"] == {"energy": "kJ/mol", "length": "nm", "force": "kJ/mol/nm"}
+    # the artifact takes nm and returns kJ/mol: its units say so; the model inside works in eV and Å
+    assert meta["species"] == [1, 8] and meta["units"] == {"energy": "kJ/mol", "length": "nm", "force": "kJ/mol/nm"}
+    assert meta["model_units"] == {"energy": "eV", "length": "angstrom", "force": "eV/angstrom"}
+    assert meta["cutoff"] == pytest.approx(model.cutoff / 10.0) and meta["model_cutoff_A"] == pytest.approx(model.cutoff)
     module = artifacts["positions", True]
     assert module.mdp_inputs == ["atom-positions", "atom-numbers", "box", "pbc"]
-    assert module.species == [1, 8] and module.cutoff == pytest.approx(model.cutoff)
+    assert module.species == [1, 8] and module.cutoff == pytest.approx(model.cutoff / 10.0)
+    assert (module.energy_unit, module.length_unit) == ("kJ/mol", "nm")
     args = [a.name for a in module.forward.schema.arguments][1:]
     assert len(args) == 4
 

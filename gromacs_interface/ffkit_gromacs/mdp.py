@@ -33,7 +33,7 @@ def nnpot_settings(model_path, input_group: str = "NN", *, absolute: bool = True
         "nnpot-input-group": input_group,
     }
     if meta["layout"] == "pairs":
-        pair_cutoff = round(meta["cutoff"] / 10.0 + PAIR_LIST_BUFFER_NM, 4)
+        pair_cutoff = round(meta["cutoff"] + PAIR_LIST_BUFFER_NM, 4)  # nm, as the artifact's units say
         settings.update({"nnpot-pair-cutoff": f"{pair_cutoff:g}", "verlet-buffer-tolerance": "-1",
                          "rlist": f"{pair_cutoff:g}", "nstlist": "10"})
     for k, name in enumerate(meta["mdp_inputs"], start=1):
@@ -65,9 +65,9 @@ def write_mdp(path, settings: Mapping[str, Any], allow_wrong_pressure: bool = Fa
 
 def _check_pair_ranges(settings: Mapping[str, Any], meta: Mapping[str, Any], path: Path) -> None:
     pair_cutoff = float(settings.get("nnpot-pair-cutoff", 0))
-    if pair_cutoff < meta["cutoff"] / 10.0:
+    if pair_cutoff < meta["cutoff"]:
         raise FFKitError(f"{path}: nnpot-pair-cutoff = {pair_cutoff} nm is shorter than the model cutoff "
-                         f"{meta['cutoff'] / 10.0} nm; pairs would be missing")
+                         f"{meta['cutoff']} nm; pairs would be missing")
     for key in ("rvdw", "rcoulomb"):
         if key in settings and float(settings[key]) > float(settings.get("rlist", pair_cutoff)):
             raise FFKitError(f"{path}: {key} = {settings[key]} nm exceeds rlist = {settings.get('rlist')} nm; "

@@ -52,11 +52,13 @@ class NNPotModule(nn.Module):
         super().__init__()
         self.model = model
         self.ffkit_format_version: int = FORMAT_VERSION
-        self.cutoff: float = float(model.cutoff)
+        # the interface is GROMACS's (nm, kJ/mol); the wrapped model works in Å and eV inside
+        self.cutoff_A: float = float(model.cutoff)
+        self.cutoff: float = float(model.cutoff) / NM_TO_ANGSTROM
         self.species: List[int] = list(model.species)
         self.dtype_name: str = "float32"
-        self.energy_unit: str = UNITS["energy"]
-        self.length_unit: str = UNITS["length"]
+        self.energy_unit: str = INTERFACE_UNITS["energy"]
+        self.length_unit: str = INTERFACE_UNITS["length"]
         self.layout: str = layout
         self.mdp_inputs: List[str] = list(LAYOUTS[layout])
         self.species_names: str = ", ".join(f"{chemical_symbols[z]} (Z={z})" for z in model.species)
@@ -175,7 +177,7 @@ class NNPotModule(nn.Module):
             volume = torch.abs(torch.linalg.det(cell))
             widths = volume / torch.linalg.vector_norm(torch.linalg.cross(cell.roll(-1, 0), cell.roll(-2, 0)), dim=1)
             widths = torch.where(pbc, widths, torch.full_like(widths, 1e300))
-        if bool((widths >= self.cutoff).all()) and x.size(0) > self.all_pairs_atoms:
+        if bool((widths >= self.cutoff_A).all()) and x.size(0) > self.all_pairs_atoms:
             edge_index, shifts = self._pairs_by_cells(x, cell, periodic, widths)
         else:
             edge_index, shifts = self._pairs_by_images(x, cell, periodic, widths)
@@ -187,7 +189,7 @@ class NNPotModule(nn.Module):
         the 13 "positive" neighbour-cell offsets all atom pairs of (cell, neighbour cell) at once,
         cells padded to the fullest one; every pair found once, then added in both directions."""
         n_atoms = x.size(0)
-        cutoff = self.cutoff
+        cutoff = self.cutoff_A
         frac = x @ torch.linalg.inv(cell)
         wrap = -torch.floor(frac) * periodic                 # whole box vectors that bring atoms into the box
         frac = frac + wrap
@@ -253,7 +255,7 @@ class NNPotModule(nn.Module):
                          widths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Every pair, each fractional difference reduced to the minimum image, then all images in reach."""
         n = x.size(0)
-        cutoff = self.cutoff
+        cutoff = self.cutoff_A
         reach = torch.clamp(torch.ceil(cutoff / widths - 0.5), min=0) * periodic
         ranges = [torch.arange(-int(reach[k]), int(reach[k]) + 1, dtype=torch.float64) for k in range(3)]
         images = torch.cartesian_prod(ranges[0], ranges[1], ranges[2]).reshape(-1, 3)
@@ -363,14 +365,14 @@ def compile_nnpot(model: nn.Module, path, *, layout: str = "positions", return_f
     wrapped = wrapped.to(compute_dtype).eval()
     module = WRAPPERS[(layout, return_forces)](wrapped, layout, compute_dtype)
     meta = dict(metadata) if metadata else artifact_metadata(model, "gromacs", torch.float32)
-    meta.update(nnpot_fields(layout, return_forces, precision))
+    meta.update(nnpot_fields(layout, return_forces, precision, float(model.cutoff)))
     scripted = torch.jit.script(module)
     path.parent.mkdir(parents=True, exist_ok=True)
     scripted.save(str(path), _extra_files={"metadata.json": json.dumps(meta, indent=1)})
     return meta
 
 
-def nnpot_fields(layout: str, return_forces: bool, precision: str) -> Dict[str, Any]:
+def nnpot_fields(layout: str, return_forces: bool, precision: str, model_cutoff_A: float) -> Dict[str, Any]:
     """The metadata entries that make an artifact an NNPot artifact (docs/artifact.md)."""
     return {
         "engine": "gromacs",
@@ -379,7 +381,11 @@ def nnpot_fields(layout: str, return_forces: bool, precision: str) -> Dict[str, 
         "layout": layout,
         "mdp_inputs": list(LAYOUTS[layout]),
         "returns": ["energy", "forces"] if return_forces else ["energy"],
-        "interface_units": dict(INTERFACE_UNITS),
+        # what the artifact takes and returns; the trained model inside works in model_units
+        "units": dict(INTERFACE_UNITS),
+        "cutoff": model_cutoff_A / NM_TO_ANGSTROM,
+        "model_units": dict(UNITS),
+        "model_cutoff_A": model_cutoff_A,
         "gromacs_min_version": 2026 if layout == "pairs" else 2025,
     }
 
