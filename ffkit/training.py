@@ -126,6 +126,7 @@ class Trainer:
         self.train_frames, self.valid_frames = train, valid
         self.species = _species(train + valid)
         self.data_hash = dataset_hash(train)
+        self.valid_hash = dataset_hash(valid) if valid else None
 
     def _graphs(self, cutoff: float) -> None:
         self.train_graphs = [frame_graph(f, self.species, cutoff) for f in self.train_frames]
@@ -261,6 +262,11 @@ class Trainer:
             if saved.get(key) != getattr(self.cfg, key):
                 raise FFKitError(f"--resume with a different {key} ({getattr(self.cfg, key)!r}) than the run in "
                                  f"{self.out} ({saved.get(key)!r}); resume with the same settings or start a new run")
+        for name, key, now in (("training", "data_hash", self.data_hash), ("validation", "valid_hash", self.valid_hash)):
+            if key in ckpt and ckpt[key] != now:
+                raise FFKitError(f"--resume: the {name} frames differ from those the run in {self.out} was trained "
+                                 f"with (different data, --valid, --n-valid, max_frames or split seed); resume with "
+                                 f"the same data and split, or start a new run")
         self.spec = ckpt["model_spec"]
         self.model = model_from_spec(self.spec).to(self.dtype)
         self._graphs(self.model.cutoff)
@@ -289,7 +295,7 @@ class Trainer:
             "ema_state": None if self.ema is None else self.ema.state_dict(),
             "optimizer_state": self.optimizer.state_dict(), "scheduler_state": self.scheduler.state_dict(),
             "epoch": self.epoch, "history": self.history, "best": self.best, "elapsed": self.elapsed,
-            "rng": {"torch": torch.get_rng_state()}, "data_hash": self.data_hash,
+            "rng": {"torch": torch.get_rng_state()}, "data_hash": self.data_hash, "valid_hash": self.valid_hash,
             "n_params": self.model.count_parameters(),
         }
 

@@ -235,6 +235,20 @@ def _max_frames_config(tmp_path, n):
     return path
 
 
+def test_resume_refuses_a_different_split(tmp_path):
+    out = tmp_path / "run"
+    r = _ffkit(*_train_args(out, 1))
+    assert r.returncode == 0, r.stderr
+    args = _train_args(out, 2, ["--resume"])
+    r = _ffkit(*[12 if a == 10 else a for a in args])  # --n-valid 12 instead of 10
+    assert r.returncode == 2 and "training frames differ" in r.stderr and "--resume" in r.stderr
+    valid = tmp_path / "valid.xyz"
+    valid.write_text("".join(open(ETHANOL).readlines()[:11]))  # the first frame (9 atoms + 2 lines)
+    r = _ffkit(*args, "--valid", valid)
+    assert r.returncode == 2 and "frames differ" in r.stderr
+    assert read_checkpoint(out / "last.pt")["epoch"] == 1
+
+
 def test_cli_errors_are_clear(tmp_path):
     r = _ffkit("train", "--data", ETHANOL, "--tier", "huge", "--out", tmp_path / "x")
     assert r.returncode == 2 and "unknown tier 'huge'" in r.stderr and "accurate" in r.stderr
