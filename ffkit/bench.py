@@ -288,14 +288,19 @@ def run_bench(args) -> int:
                for (_, path, meta), metrics, timing in zip(models, accuracy, timings)]
     ethanol = not frames[0].pbc.any() and _atoms(frames[0]).get_chemical_formula(mode="hill") == "C2H6O"
     peers = peer_points() if ethanol else []
+    if args.peers:
+        from .datasets import dataset_hash
+        from .pareto import measured_peer_points
+
+        peers += measured_peer_points(args.peers, dataset_hash(test_frames))
     steps = f"{args.steps} steps" if args.steps else "steps calibrated to ~4 s a run"
     setup = {"training data": f"{args.data} ({len(frames)} frames)",
              "test data": f"{test_note} ({len(test_frames)} frames); E per structure, F per component",
              "system": system_note, "MM anchor": anchor_note,
              "timing": (f"LAMMPS, 1 rank, 1 thread, wall time of the whole MD step (ML NVE 0.5 fs, SPC/E 2 fs with "
                         f"SHAKE), median of {args.repeats} interleaved repeat(s), {steps}"),
-             "peers": "published rMD17 ethanol accuracy (see below)" if peers else
-             "none: no published accuracy for these data",
+             "peers": ("published rMD17 ethanol accuracy" if ethanol else "no published accuracy for these data")
+             + (f"; measured here: {args.peers}" if args.peers else ""),
              "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
     stem.parent.mkdir(parents=True, exist_ok=True)
     write_tables(records, peers, stem, anchor=anchor, setup=setup)

@@ -183,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="training epochs per tier (default: the accuracy benchmark's)")
     p.add_argument("--minutes", type=float, help="training wall-time budget per tier (default: the benchmark's)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="dtype of trained artifacts")
+    p.add_argument("--peers", help="peers.json of benchmarks/peers.py: peers trained and timed here on the same "
+                   "test frames, drawn as filled markers")
     p.add_argument("--out", default="ffkit_bench/", help="output path stem OUT (OUT.csv, .json, .md, .png) or a "
                    "directory (DIR/pareto.*); work files go to OUT_work/")
     p.add_argument("--no-progress", dest="progress", action="store_false")

@@ -13,7 +13,7 @@ from pathlib import Path
 # Published rMD17 ethanol test errors (meV, meV/Å; 950 train + 50 validation frames; MACE NeurIPS
 # 2022 Table 1, Allegro Nat. Commun. 2023 Table 1) and the CPU cost measured on this machine in
 # PyTorch 2.13, float32, 1536-atom water at 5 Å, as a multiple of a plain-torch LJ + reaction-field
-# MM of 20 µs/atom/step (../shared/DESIGN.md §2). A torch-level cost, not an in-LAMMPS one.
+# MM of 20 µs/atom/step (docs/design.md). A torch-level cost, not an in-LAMMPS one.
 TORCH_MM_US_PER_ATOM_STEP = 20.0
 PEERS_ETHANOL = [
     {"name": "ANI (1 net)", "f_mae_meV_A": 45.6, "e_mae_meV": 7.7, "cost_factor": 6.0},
@@ -24,12 +24,30 @@ PEERS_ETHANOL = [
 ]
 CHEMICAL_ACCURACY = 43.4  # meV/Å: 1 kcal/mol/Å
 PEER_SOURCE = ("accuracy: rMD17 ethanol, MACE NeurIPS 2022 Table 1 / Allegro Nat. Commun. 2023 Table 1 "
-               "(official splits); cost: DESIGN.md §2, PyTorch 2.13 CPU float32 1536-atom water, "
+               "(official splits); cost: docs/design.md, PyTorch 2.13 CPU float32 1536-atom water, "
                "x 20 µs/atom/step torch MM")
 
 
 def peer_points() -> list[dict]:
     return [{**p, "us_per_atom_step": p["cost_factor"] * TORCH_MM_US_PER_ATOM_STEP} for p in PEERS_ETHANOL]
+
+
+def measured_peer_points(path, test_hash: str) -> list[dict]:
+    """Peers trained and timed here by benchmarks/peers.py (its peers.json) on the same test frames.
+
+    Their cost is one energy + forces call through the peer's own ASE calculator on the same box
+    (not an MD step inside LAMMPS); records on other test frames are left out."""
+    from .errors import FFKitError
+
+    try:
+        records = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise FFKitError(f"--peers {path}: not a readable peers.json ({exc}); write it with "
+                         "python benchmarks/peers.py") from None
+    return [{"name": f"{r['peer']} ({r['budget']} budget)", "f_mae_meV_A": r["f_mae_meV_A"],
+             "e_mae_meV": r["e_mae_meV"], "us_per_atom_step": r["us_per_atom"], "measured": True}
+            for r in records if r.get("test_sha256") == test_hash and r.get("us_per_atom") is not None
+            and not r["peer"].startswith("ffkit")]
 
 
 def pareto_front(points: Sequence[dict], x: str = "us_per_atom_step", y: str = "f_mae_meV_A") -> list[dict]:
@@ -65,13 +83,18 @@ def plot(records: Sequence[dict], mm_us: float, path: Path, title: str, peers: S
     front = pareto_front(records)
     ax.step([p["us_per_atom_step"] for p in front], [p["f_mae_meV_A"] for p in front], where="post", color="C0",
             lw=1, alpha=0.7, label="Pareto front (ffkit)")
-    if peers:
-        ax.scatter([p["us_per_atom_step"] for p in peers], [p["f_mae_meV_A"] for p in peers], marker="s",
+    published = [p for p in peers if not p.get("measured")]
+    measured = [p for p in peers if p.get("measured")]
+    if published:
+        ax.scatter([p["us_per_atom_step"] for p in published], [p["f_mae_meV_A"] for p in published], marker="s",
                    facecolors="none", edgecolors="C3", s=50,
-                   label="peers: published accuracy, torch cost measured here")
-        for p in peers:
-            ax.annotate(p["name"], (p["us_per_atom_step"], p["f_mae_meV_A"]), textcoords="offset points",
-                        xytext=(6, -10), fontsize=8, color="C3")
+                   label="peers, published: accuracy from papers (GPU, days), torch cost measured here")
+    if measured:
+        ax.scatter([p["us_per_atom_step"] for p in measured], [p["f_mae_meV_A"] for p in measured], marker="s",
+                   color="C1", s=50, label="peers, measured here: trained on the same frames, E+F call cost")
+    for p in peers:
+        ax.annotate(p["name"], (p["us_per_atom_step"], p["f_mae_meV_A"]), textcoords="offset points",
+                    xytext=(6, -10), fontsize=8, color="C1" if p.get("measured") else "C3")
     ax.axvline(mm_us, color="k", ls="--", lw=1, label=f"{anchor_label} ({mm_us:.3g} µs/atom/step)")
     ax.axhline(CHEMICAL_ACCURACY, color="C2", ls=":", lw=1, label="chemical accuracy, 1 kcal/mol/Å (43.4 meV/Å)")
     ax.set_xscale("log")
@@ -103,7 +126,8 @@ def write_tables(records: Sequence[dict], peers: Sequence[dict], stem: Path, anc
         writer.writeheader()
         writer.writerows(rows + ([anchor_row] if anchor_row else []))
     Path(f"{stem}.json").write_text(json.dumps({"setup": setup or {}, "tiers": rows, "anchor": anchor_row,
-                                                "peers": list(peers), "peer_source": PEER_SOURCE if peers else None},
+                                                "peers": list(peers),
+                                                "peer_source": PEER_SOURCE if peers else None},
                                                indent=1) + "\n")
     lines = [f"- {key}: {value}" for key, value in (setup or {}).items()]
     lines += ["", ("| model | dtype | µs/atom/step | × MM anchor | ns/day | F MAE (meV/Å) | F RMSE (meV/Å) | "
@@ -118,10 +142,15 @@ def write_tables(records: Sequence[dict], peers: Sequence[dict], stem: Path, anc
         lines.append(f"| MM anchor: SPC/E + PPPM | – | {anchor_row['us_per_atom_step']:.3g} | 1 | "
                      f"{_num(anchor_row.get('ns_per_day'), '.3g')} | – | – | – | – | – | |")
     for p in peers:
-        lines.append(f"| {p['name']} (published) | float32 | {p['us_per_atom_step']:.0f} (torch) | – | – | "
+        where = "measured here, E+F call" if p.get("measured") else "published; torch"
+        lines.append(f"| {p['name']} ({where}) | float32 | {p['us_per_atom_step']:.0f} | – | – | "
                      f"{p['f_mae_meV_A']:.1f} | – | {p['e_mae_meV']:.1f} | – | – | |")
-    if peers:
-        lines.append(f"\nPeers: {PEER_SOURCE}.")
+    if any(not p.get("measured") for p in peers):
+        lines.append(f"\nPublished peers: {PEER_SOURCE}.")
+    if any(p.get("measured") for p in peers):
+        lines.append("\nMeasured peers: trained and tested here on the same frames by benchmarks/peers.py "
+                     "(benchmarks/results/peers.md); their cost is one energy + forces call on the same box "
+                     "through their ASE calculator, 1 thread, not an MD step in LAMMPS.")
     Path(f"{stem}.md").write_text("\n".join(lines).lstrip("\n") + "\n")
 
 

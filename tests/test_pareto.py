@@ -30,3 +30,22 @@ def test_tables_and_plot(tmp_path):
     assert (tmp_path / "pareto.csv").read_text().splitlines()[0].startswith("tier,us_per_atom_step")
     plot(records, 6.5, tmp_path / "pareto.png", "test", peers)
     assert (tmp_path / "pareto.png").stat().st_size > 20_000
+
+
+def test_measured_peers_are_those_on_the_same_test_frames(tmp_path):
+    from ffkit.pareto import measured_peer_points
+
+    records = [{"peer": "mace", "budget": "tier", "dataset": "a", "test_sha256": "aaa", "f_mae_meV_A": 20.0,
+                "e_mae_meV": 5.0, "us_per_atom": 900.0},
+               {"peer": "deepmd", "budget": "tier", "dataset": "b", "test_sha256": "bbb", "f_mae_meV_A": 30.0,
+                "e_mae_meV": 9.0, "us_per_atom": 300.0},
+               {"peer": "ffkit accurate", "budget": "committed", "dataset": "a", "test_sha256": "aaa",
+                "f_mae_meV_A": 9.8, "e_mae_meV": 1.7, "us_per_atom": 50.0}]
+    path = tmp_path / "peers.json"
+    path.write_text(json.dumps(records))
+    points = measured_peer_points(path, "aaa")
+    assert [p["name"] for p in points] == ["mace (tier budget)"] and points[0]["measured"]
+    write_tables(_records(), peer_points() + points, tmp_path / "pareto")
+    text = (tmp_path / "pareto.md").read_text()
+    assert "mace (tier budget) (measured here, E+F call)" in text and "Measured peers" in text
+    plot(_records(), 6.5, tmp_path / "pareto.png", "test", peer_points() + points)
