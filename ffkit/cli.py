@@ -1,4 +1,4 @@
-"""The `ffkit` command line: one subcommand per step of the data flow (DESIGN.md §1)."""
+"""The `ffkit` command line: one subcommand per step of the data flow (docs/design.md §1)."""
 
 import argparse
 import json

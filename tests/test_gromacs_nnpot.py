@@ -1,6 +1,6 @@
 """The NNPot calling convention, checked without GROMACS: exactly what GROMACS passes and expects.
 
-GROMACS (see DESIGN.md §5 and the 2026 source) calls the module with float32 nm positions that
+GROMACS (see docs/design.md §5 and the 2026 source) calls the module with float32 nm positions that
 require grad, int32 atomic numbers, a float32 (3,3) box whose rows are box vectors, a bool (3)
 pbc — or, for 2026's pair layout, int32 (P,2) pairs and float32 (P,3) nm shifts, each pair once
 with distance x[a] - x[b] + shift — and reads back (energy kJ/mol, forces kJ/mol/nm), or the

@@ -1,6 +1,6 @@
 """`ffkit deploy gromacs`: build GROMACS with NNPot against the installed torch, once, and cache it.
 
-Follows GROMACS's install guide with the options of DESIGN.md §5 (CPU, thread-MPI, Libtorch).
+Follows GROMACS's install guide with the options of docs/design.md §5 (CPU, thread-MPI, Libtorch).
 The result lives in `~/.cache/ffkit/gromacs-<version>-torch-<torch version>/` (or `--prefix`),
 marked complete by a stamp file only after `make install` succeeded, so a second call returns at
 once and an interrupted build is resumed (same build directory; ccache makes it quick).
@@ -49,7 +49,7 @@ def version_from_source(source: str) -> Optional[str]:
 
 
 def configure_options(source_dir: Path, prefix: Path) -> List[str]:
-    """The cmake command line: DESIGN.md §5, with the SIMD level this CPU supports."""
+    """The cmake command line: docs/design.md §5, with the SIMD level this CPU supports."""
     options = [
         str(source_dir), "-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_INSTALL_PREFIX={prefix}",
         f"-DCMAKE_PREFIX_PATH={torch_cmake_prefix()}", "-DGMX_NNPOT=TORCH", "-DGMX_GPU=OFF", "-DGMX_MPI=OFF",

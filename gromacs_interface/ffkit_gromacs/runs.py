@@ -20,7 +20,7 @@ from .mdp import nn_index_groups, nnpot_settings, write_index, write_mdp
 from .topology import pure_nn_topology, solvate, solvated_topology, spce_topology, write_gro
 
 # Pure NN: every pair is NN-NN, so grompp excludes all MM non-bonded pairs; zero charges and plain
-# cut-offs anyway (with PME a pure-NN run drifted, DESIGN §5), short so small boxes pass grompp.
+# cut-offs anyway (with PME a pure-NN run drifted, docs/design.md §5), short so small boxes pass grompp.
 PURE_NN_MD = {
     "integrator": "md", "dt": "0.0005", "nsteps": "200", "cutoff-scheme": "Verlet",
     "coulombtype": "cut-off", "rcoulomb": "0.4", "vdwtype": "cut-off", "rvdw": "0.4",
