@@ -18,7 +18,7 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
 
 def _frames_or_fraction(text: str):
     value = float(text)
-    return int(value) if value >= 1 and value.is_integer() else value
+    return int(value) if value.is_integer() else value  # 0 and 50 are frame counts, 0.1 a fraction
 
 
 def _train(args) -> int:
@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (checkpoints, history, plots)")
     p.add_argument("--valid", help="validation data (default: hold out --n-valid frames of --data)")
     p.add_argument("--n-valid", type=_frames_or_fraction, default=None, help="frames (>=1) or fraction (<1) held out")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--epochs", type=int, help="default: the tier's number of optimiser steps (see README), "
+                   "whatever the data size")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="Adam learning rate (default: the tier's, see README)")
     p.add_argument("--dtype", choices=["float32", "float64"])

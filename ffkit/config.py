@@ -1,5 +1,6 @@
 """Training configuration: one dataclass, filled from defaults, then a YAML file, then CLI flags."""
 
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, Optional, Union, get_args
@@ -17,7 +18,7 @@ class TrainConfig:
     n_valid: Union[int, float] = 0.1      # int = frames, float = fraction held out (seeded)
     tier: Optional[str] = "balanced"
     terms: Optional[Dict[str, Any]] = None  # per-term overrides or a custom mix (see ffkit.model.tiers)
-    epochs: int = 100
+    epochs: Optional[int] = None          # None = the tier's optimiser steps (ffkit.model.tiers.TRAINING_STEPS)
     batch_size: int = 8
     lr: Optional[float] = None            # Adam learning rate; None = the tier's (ffkit.model.tiers.LEARNING_RATES)
     lr_min_factor: float = 0.01           # cosine decay to lr * lr_min_factor
@@ -49,6 +50,22 @@ class TrainConfig:
             raise FFKitError(f"weight_decay must be >= 0, not {self.weight_decay!r}")
         if not self.huber_delta > 0:
             raise FFKitError(f"huber_delta must be a positive force in eV/Å, not {self.huber_delta!r}")
+        from .model.tiers import TIERS
+
+        if self.tier is not None and self.tier not in TIERS:
+            raise FFKitError(f"unknown tier {self.tier!r}; known tiers: {', '.join(TIERS)}")
+        if self.epochs is not None and not (isinstance(self.epochs, int) and self.epochs >= 1):
+            raise FFKitError(f"epochs must be a whole number >= 1, not {self.epochs!r}; leave it out for the "
+                             "tier's default number of optimiser steps")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise FFKitError(f"batch_size must be a whole number of frames >= 1, not {self.batch_size!r}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise FFKitError(f"lr must be a finite learning rate > 0, not {self.lr!r} (e.g. 1e-3), or left out "
+                             "for the tier's")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise FFKitError(f"max_minutes must be > 0, not {self.max_minutes!r}")
+        if self.out and Path(self.out).exists() and not Path(self.out).is_dir():
+            raise FFKitError(f"out {self.out}: an existing file, not a run folder; choose a new --out")
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)

@@ -28,7 +28,7 @@ from .datasets import Frame, dataset_hash, read_frames, split_frames
 from .errors import FFKitError
 from .graphs import Graph, collate, frame_graph
 from .metrics import error_metrics
-from .model.tiers import force_loss, learning_rate, resolve_terms, weight_decay
+from .model.tiers import force_loss, learning_rate, resolve_terms, training_steps, weight_decay
 from .predict import energy_and_forces
 from .reference import fit_reference_energies, isolated_atom_energies
 
@@ -87,7 +87,8 @@ def evaluate(model: nn.Module, graphs: List[Graph], dtype: torch.dtype, batch_si
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False):
-        self.cfg = cfg
+        self.cfg = copy.copy(cfg)  # resolved defaults (epochs, weight decay) stay out of the caller's config
+        cfg = self.cfg
         self.out = Path(cfg.out)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -97,8 +98,8 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.dtype = DTYPES[cfg.dtype]
         self.elapsed = 0.0  # training seconds so far (restored on resume); the LR schedule reads it
-        self.out.mkdir(parents=True, exist_ok=True)
         self._load_data()
+        self.out.mkdir(parents=True, exist_ok=True)  # after the data are read: bad input leaves no folder
         last = self.out / "last.pt"
         if resume:
             if not last.is_file():
@@ -126,6 +127,8 @@ class Trainer:
         self.train_frames, self.valid_frames = train, valid
         self.species = _species(train + valid)
         self.data_hash = dataset_hash(train)
+        if cfg.epochs is None:  # the tier's optimiser steps, whatever the size of the data
+            cfg.epochs = max(1, math.ceil(training_steps(cfg.tier) / math.ceil(len(train) / cfg.batch_size)))
         self.valid_hash = dataset_hash(valid) if valid else None
 
     def _graphs(self, cutoff: float) -> None:
@@ -316,6 +319,26 @@ class Trainer:
         with torch.no_grad():
             torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1.0 - decay)
 
+    def _plan(self) -> str:
+        """What the run will do and, from a few timed training steps, about how long it will take."""
+        cfg = self.cfg
+        steps_per_epoch = len(self._batches())
+        graph = collate(self.train_graphs[:cfg.batch_size]).to(self.dtype)
+        seconds = []
+        for _ in range(4):  # the first call pays for allocations: the median of the others
+            start = time.perf_counter()
+            energy, forces = energy_and_forces(self.model, graph, training=True)
+            frame_losses(energy, forces, graph, cfg).sum().backward()
+            seconds.append(time.perf_counter() - start)
+        self.optimizer.zero_grad(set_to_none=True)
+        remaining = (cfg.epochs - self.epoch) * steps_per_epoch * sorted(seconds[1:])[1] / self.world
+        if cfg.max_minutes:
+            remaining = min(remaining, 60.0 * cfg.max_minutes - self.elapsed)
+        return (f"ffkit train: {cfg.tier or 'custom'} model, {len(self.train_graphs)} training frames, "
+                f"{cfg.epochs} epochs of {steps_per_epoch} steps ({cfg.epochs * steps_per_epoch} optimiser steps)"
+                f"{f', at most {cfg.max_minutes:g} min' if cfg.max_minutes else ''}; expected about "
+                f"{remaining / 60.0:.0f} min on this machine")
+
     def _train_epoch(self, wrapped: nn.Module) -> float:
         self.model.train()
         total = 0.0
@@ -340,6 +363,8 @@ class Trainer:
         if self.world > 1:
             wrapped = nn.parallel.DistributedDataParallel(wrapped, find_unused_parameters=True)
         show = cfg.progress and self.rank == 0
+        if show and self.epoch < cfg.epochs:
+            print(self._plan(), flush=True)
         bar = tqdm(total=cfg.epochs, initial=self.epoch, desc=f"train {cfg.tier or 'custom'}", unit="epoch",
                    disable=not show, dynamic_ncols=True)
         started = time.perf_counter() - self.elapsed
