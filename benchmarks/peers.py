@@ -60,7 +60,7 @@ PACKAGES = {
 # rMD17 settings of the MACE paper, and the README's documented recipe
 RECIPES = {
     "mace": {
-        "tier": {"hidden_irreps": "64x0e + 64x1o", "batch_size": 5, "max_num_epochs": 2000},
+        "tier": {"hidden_irreps": "64x0e + 64x1o", "batch_size": 5, "fit_to_budget": True},
         "recipe": {"hidden_irreps": "128x0e + 128x1o", "batch_size": 10, "max_num_epochs": 1500, "swa": True,
                    "start_swa": 1200},
     },
@@ -159,7 +159,8 @@ def mace_args(data: Path, settings: dict, seed: int = 0) -> list:
     args = ["--name", "peer", "--train_file", str(data / "train.xyz"), "--valid_file", str(data / "valid.xyz"),
             "--energy_key", "REF_energy", "--forces_key", "REF_forces", "--E0s", "average", "--model", "MACE",
             "--hidden_irreps", settings["hidden_irreps"], "--r_max", "5.0", "--num_interactions", "2",
-            "--correlation", "3", "--max_L", "1", "--batch_size", str(settings["batch_size"]), "--valid_batch_size", "10",
+            "--correlation", "3", "--max_L", "1", "--batch_size", str(settings["batch_size"]),
+            "--valid_batch_size", "10",
             "--max_num_epochs", str(settings["max_num_epochs"]), "--loss", "weighted", "--energy_weight", "1",
             "--forces_weight", "1000", "--lr", "0.01", "--ema", "--ema_decay", "0.99", "--amsgrad",
             "--default_dtype", "float32", "--device", "cpu", "--seed", str(seed), "--eval_interval", "1",
@@ -170,28 +171,43 @@ def mace_args(data: Path, settings: dict, seed: int = 0) -> list:
 
 
 def train_mace(data: Path, run: Path, budget: str, minutes: float) -> dict:
-    """mace_run_train for at most `minutes`; then the same command again with the epochs it reached,
-    which loads the last checkpoint (its best by validation loss, EMA weights) and writes peer.model."""
-    settings = RECIPES["mace"][budget]
-    cli = HOME / "mace" / "bin" / "mace_run_train"
-    seconds = trained_seconds(run, lambda: run_with_budget([str(cli), *mace_args(data, settings)], run, minutes,
-                                                           run / "train.log"))
-    checkpoints = sorted((run / "checkpoints").glob("peer_run-0_epoch-*.pt"),
-                         key=lambda p: int(p.stem.split("epoch-")[1]))
-    if not checkpoints:
-        raise SystemExit(f"peers: MACE wrote no checkpoint in {minutes} min ({run / 'train.log'})")
-    best_epoch = int(checkpoints[-1].stem.split("epoch-")[1])
-    finish = dict(settings, max_num_epochs=best_epoch)  # loads that checkpoint and trains no further
-    subprocess.run([str(cli), *mace_args(data, finish)], cwd=run, check=True,
-                   stdout=open(run / "finish.log", "w"), stderr=subprocess.STDOUT,
-                   env={**os.environ, "OMP_NUM_THREADS": "1"})
-    model = run / "peer.model"
+    """mace_run_train within `minutes`. With the tier budget, one epoch is timed first and the run then
+    continues from it with the number of epochs that fit and MACE's stage two (SWA with a raised energy
+    weight) over the last 20%, as its recipe ends. A run stopped by the budget is finished by the same
+    command with the epochs it reached: that loads its last checkpoint and writes the model files."""
+    settings = dict(RECIPES["mace"][budget])
+    cli = str(HOME / "mace" / "bin" / "mace_run_train")
+    log = run / "train.log"
+
+    def train() -> float:
+        if not settings.pop("fit_to_budget", False):
+            return run_with_budget([cli, *mace_args(data, settings)], run, minutes, log)
+        first = run_with_budget([cli, *mace_args(data, dict(settings, max_num_epochs=1))], run, minutes, log)
+        for stale in run.glob("peer*.model"):  # written at the end of the timing epoch
+            stale.unlink()
+        epochs = max(2, int(60.0 * minutes / first))
+        settings.update(max_num_epochs=epochs, swa=True, start_swa=max(1, int(0.8 * epochs)))
+        (run / "schedule.json").write_text(json.dumps(settings))
+        return first + run_with_budget([cli, *mace_args(data, settings)], run, minutes - first / 60.0, log)
+
+    seconds = trained_seconds(run, train)
+    if (run / "schedule.json").is_file():
+        settings = json.loads((run / "schedule.json").read_text())
+    settings.pop("fit_to_budget", None)
+    pattern = re.compile(r"peer_run-0_epoch-(\d+)(_swa)?\.pt$")
+    epochs_saved = [int(m.group(1)) for p in (run / "checkpoints").glob("*.pt") if (m := pattern.search(p.name))]
+    if not epochs_saved:
+        raise SystemExit(f"peers: MACE wrote no checkpoint in {minutes} min ({log})")
+    if not (run / "peer.model").is_file():
+        finish = dict(settings, max_num_epochs=max(epochs_saved))  # loads that checkpoint, trains no further
+        subprocess.run([cli, *mace_args(data, finish)], cwd=run, check=True, stdout=open(run / "finish.log", "w"),
+                       stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    model = run / "peer_stagetwo.model" if (run / "peer_stagetwo.model").is_file() else run / "peer.model"
     if not model.is_file():
         raise SystemExit(f"peers: MACE did not write {model} ({run / 'finish.log'})")
-    n_params = count_parameters("mace", model)
-    epochs = re.findall(r"Epoch (\d+)", (run / "train.log").read_text())
+    epochs = re.findall(r"Epoch (\d+)", log.read_text())
     return {"model": model, "seconds": seconds, "epochs": 1 + max(int(e) for e in epochs) if epochs else None,
-            "best_epoch": best_epoch, "n_params": n_params, "settings": settings}
+            "best_epoch": max(epochs_saved), "n_params": count_parameters("mace", model), "settings": settings}
 
 
 def allegro_config(data: Path, settings: dict, minutes: float, species) -> dict:
@@ -288,7 +304,8 @@ def train_allegro(data: Path, run: Path, budget: str, minutes: float) -> dict:
 
     last = torch.load(run / "out" / "last.ckpt", map_location="cpu", weights_only=False)
     return {"model": best, "seconds": seconds, "epochs": int(last["epoch"]),
-            "best_epoch": int(torch.load(best, map_location="cpu", weights_only=False)["epoch"]), "n_params": count_parameters("allegro", best),
+            "best_epoch": int(torch.load(best, map_location="cpu", weights_only=False)["epoch"]),
+            "n_params": count_parameters("allegro", best),
             "settings": settings}
 
 
@@ -363,7 +380,8 @@ def train_deepmd(data: Path, run: Path, budget: str, minutes: float) -> dict:
                        stdout=open(run / "freeze.log", "w"), stderr=subprocess.STDOUT)
     lcurve = np.loadtxt(run / "lcurve.out", ndmin=2)
     return {"model": model, "seconds": seconds, "epochs": None, "steps": int(lcurve[-1, 0]),
-            "best_epoch": None, "n_params": count_parameters("deepmd", model), "settings": dict(settings, numb_steps=steps)}
+            "best_epoch": None, "n_params": count_parameters("deepmd", model),
+            "settings": dict(settings, numb_steps=steps)}
 
 
 def count_parameters(peer: str, model: Path) -> int:
@@ -461,7 +479,8 @@ def markdown(records) -> str:
         def cell(key, fmt):
             return format(r[key], fmt) if r.get(key) is not None else "–"
         lines.append(f"| {r['dataset']} | {r['peer']} | {r['budget']} | {cell('train_minutes', '.1f')} | "
-                     f"{cell('epochs', 'd') if r.get('epochs') else cell('steps', 'd') + ' steps'} | {cell('n_params', 'd')} | {cell('e_mae_meV', '.2f')} | "
+                     f"{cell('epochs', 'd') if r.get('epochs') else cell('steps', 'd') + ' steps'} | "
+                     f"{cell('n_params', 'd')} | {cell('e_mae_meV', '.2f')} | "
                      f"{cell('f_mae_meV_A', '.2f')} | {cell('f_rmse_meV_A', '.2f')} | {cell('us_per_atom', '.0f')} | "
                      f"{cell('box_atoms', 'd')} |")
     return "\n".join(lines) + "\n"
@@ -495,7 +514,8 @@ def main(argv=None) -> int:
                 trained = TRAINERS[peer](data, run, args.budget, args.minutes or budget_minutes(dataset, args.budget))
                 metrics = test(peer, trained["model"], data, test_frames)
                 record = {"peer": peer, "dataset": dataset, "budget": args.budget, "model": str(trained["model"]),
-                          "train_minutes": trained["seconds"] / 60.0, "epochs": trained["epochs"], "steps": trained.get("steps"),
+                          "train_minutes": trained["seconds"] / 60.0, "epochs": trained["epochs"],
+                          "steps": trained.get("steps"),
                           "best_epoch": trained["best_epoch"],
                           "n_params": trained["n_params"], "settings": trained["settings"],
                           "n_train": len(train_frames), "n_test": len(test_frames),

@@ -265,7 +265,8 @@ class Trainer:
             if saved.get(key) != getattr(self.cfg, key):
                 raise FFKitError(f"--resume with a different {key} ({getattr(self.cfg, key)!r}) than the run in "
                                  f"{self.out} ({saved.get(key)!r}); resume with the same settings or start a new run")
-        for name, key, now in (("training", "data_hash", self.data_hash), ("validation", "valid_hash", self.valid_hash)):
+        hashes = (("training", "data_hash", self.data_hash), ("validation", "valid_hash", self.valid_hash))
+        for name, key, now in hashes:
             if key in ckpt and ckpt[key] != now:
                 raise FFKitError(f"--resume: the {name} frames differ from those the run in {self.out} was trained "
                                  f"with (different data, --valid, --n-valid, max_frames or split seed); resume with "

@@ -107,7 +107,8 @@ def test_metadata_and_signature_name_the_gromacs_inputs(artifacts, model, tmp_pa
     # the artifact takes nm and returns kJ/mol: its units say so; the model inside works in eV and Å
     assert meta["species"] == [1, 8] and meta["units"] == {"energy": "kJ/mol", "length": "nm", "force": "kJ/mol/nm"}
     assert meta["model_units"] == {"energy": "eV", "length": "angstrom", "force": "eV/angstrom"}
-    assert meta["cutoff"] == pytest.approx(model.cutoff / 10.0) and meta["model_cutoff_A"] == pytest.approx(model.cutoff)
+    assert meta["cutoff"] == pytest.approx(model.cutoff / 10.0)
+    assert meta["model_cutoff_A"] == pytest.approx(model.cutoff)
     module = artifacts["positions", True]
     assert module.mdp_inputs == ["atom-positions", "atom-numbers", "box", "pbc"]
     assert module.species == [1, 8] and module.cutoff == pytest.approx(model.cutoff / 10.0)

@@ -41,8 +41,8 @@ class ForceParity(AnalysisBase):
     def _prepare(self):
         if not self._trajectory.ts.has_forces:
             raise ValidationInputError(
-                f"{self._trajectory.filename}: trajectory has no forces, so --model has nothing to compare with; dump them "
-                "(LAMMPS: 'dump ID all custom N FILE id type x y z fx fy fz'; GROMACS: nstfout)"
+                f"{self._trajectory.filename}: trajectory has no forces, so --model has nothing to compare with; "
+                "dump them (LAMMPS: 'dump ID all custom N FILE id type x y z fx fy fz'; GROMACS: nstfout)"
             )
         n = self.n_frames
         self.results.mae = np.zeros(n)
