@@ -2,6 +2,7 @@
 
     python benchmarks/accuracy.py [--tiers mm fast balanced accurate] [--datasets rmd17_ethanol water_deepmd]
                                   [--minutes-scale 1.0] [--committee 1] [--out benchmarks/results]
+    python benchmarks/accuracy.py --train my_train.xyz --test my_test.xyz [--tiers ...] [--out DIR]
 
 rmd17_ethanol: train on train.xyz with 50 frames held out for validation, test on all of
 test_MD.xyz. water_deepmd: seeded 90/10 frame split of water.extxyz (20 of the 90% held out
@@ -10,7 +11,8 @@ has an epoch budget and a wall-time budget (ffkit.bench.BUDGETS, minutes, on thi
 the best-validation checkpoint is tested. Writes accuracy.json (one record per dataset x tier,
 and per committee size with --committee) and accuracy.md beside it (records not rerun are kept), and
 the float32 artifact (the trained precision) of each model to benchmarks/models/<dataset>_<tier>.pt for the engine
-benchmarks. Data sets can run as parallel processes (--datasets X in each).
+benchmarks. With --train/--test any extended XYZ set runs with each tier's default recipe (its optimiser steps,
+`ffkit train` without --epochs) and is recorded under the training file's name; no artifact is kept. Data sets can run as parallel processes (--datasets X in each).
 
 --committee N trains N models of each tier at once (seeds 0..N-1, one process and core each, the same
 budget), records seed 0 as the tier's record and the committee (mean of the N, `ffkit compile` of
@@ -41,8 +43,11 @@ DATA = ROOT / "data"
 TIERS = list(BUDGETS)
 
 
-def datasets(tmp: Path, names):
-    """(name, train file, test frames) for each selected reference data set."""
+def datasets(tmp: Path, names, train=None, test=None):
+    """(name, train file, test frames) for each selected reference data set, or for --train/--test."""
+    if train:
+        yield Path(train).stem, Path(train), read_frames(test)
+        return
     if "rmd17_ethanol" in names:
         ethanol = DATA / "rmd17_ethanol"
         yield "rmd17_ethanol", ethanol / "train.xyz", read_frames(ethanol / "test_MD.xyz")
@@ -89,18 +94,27 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--committee", type=int, default=1, metavar="N",
                     help="train N models of each tier at once (seeds 0..N-1) and also record their committee")
+    ap.add_argument("--train", help="any extended XYZ training set (instead of --datasets); each tier trains "
+                    "for its default number of optimiser steps, with no wall-time budget")
+    ap.add_argument("--test", help="its test frames (with --train)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
+    if bool(args.train) != bool(args.test):
+        ap.error("--train and --test go together")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     models = ROOT / "benchmarks" / "models"
     models.mkdir(exist_ok=True)
     records = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, train_file, test_frames in datasets(Path(tmp), args.datasets):
+        for name, train_file, test_frames in datasets(Path(tmp), args.datasets, args.train, args.test):
             for tier in args.tiers:
-                budget = training_budget(tier, periodic=name == "water_deepmd")
-                budget["max_minutes"] *= args.minutes_scale
+                budget = training_budget(tier, periodic=bool(test_frames[0].pbc.all()))
+                if args.train:  # the tier's default: optimiser steps, whatever the data
+                    budget.update(epochs=None, max_minutes=None,
+                                  n_valid=min(budget["n_valid"], max(1, len(read_frames(train_file)) // 20)))
+                else:
+                    budget["max_minutes"] *= args.minutes_scale
                 cfgs = [TrainConfig(data=str(train_file), out=str(Path(tmp) / f"{name}_{tier}_seed{seed}"),
                                     tier=tier, dtype="float32", seed=seed, threads=args.threads,
                                     progress=seed == 0, **budget) for seed in range(args.committee)]
@@ -110,7 +124,8 @@ def main() -> int:
                 for cfg, summary in zip(cfgs, summaries):
                     result = evaluate_model(Path(cfg.out) / "best.pt", test_frames)
                     model, ckpt = load_checkpoint(Path(cfg.out) / "best.pt")
-                    members.append(models / f"{name}_{tier}.pt" if cfg.seed == 0 else Path(cfg.out) / "model.pt")
+                    keep = cfg.seed == 0 and not args.train  # only the reference data sets' artifacts are kept
+                    members.append(models / f"{name}_{tier}.pt" if keep else Path(cfg.out) / "model.pt")
                     compile_model(model, members[-1], dtype="float32", checkpoint=ckpt, test_metrics=result["metrics"])
                     if cfg.seed == 0:
                         record = {"dataset": name, "tier": tier, "committee": 1, "n_train": n_train,
