@@ -72,6 +72,7 @@ def metadata(model: ForceField, engine: str, dtype: torch.dtype, checkpoint: Opt
         "species": list(model.species),
         "species_symbols": [chemical_symbols[z] for z in model.species],
         "cutoff": float(model.cutoff),
+        "layers": int(getattr(model, "layers", 1)),
         "units": dict(UNITS),
         "dtype": str(dtype).replace("torch.", ""),
         "tier": spec.get("tier"),

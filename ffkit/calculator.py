@@ -31,6 +31,7 @@ class FFKitCalculator(Calculator):
             self.implemented_properties = self.implemented_properties + ["forces_std", "max_force_std"]
         self.dtype = {"float32": torch.float32, "float64": torch.float64}[self.metadata["dtype"]]
         self.cutoff = float(self.metadata["cutoff"])
+        self.layers = int(self.metadata.get("layers", 1))  # 2: ghosts need their own neighbours
         self.lookup: Dict[int, int] = {int(z): i for i, z in enumerate(self.metadata["species"])}
         if threads:
             torch.set_num_threads(threads)
@@ -48,7 +49,7 @@ class FFKitCalculator(Calculator):
         atoms = self.atoms
         species = self._species(atoms.numbers)
         pbc = np.asarray(atoms.pbc, dtype=bool)
-        layout = ghost_layout(atoms.positions, np.asarray(atoms.cell), pbc, self.cutoff)
+        layout = ghost_layout(atoms.positions, np.asarray(atoms.cell), pbc, self.cutoff, self.layers)
         n = layout.n_local
         positions = torch.from_numpy(np.ascontiguousarray(layout.positions)).to(self.dtype)
         all_species = torch.from_numpy(species[layout.owner])

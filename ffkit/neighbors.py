@@ -76,16 +76,22 @@ class GhostLayout:
         return len(self.positions) - self.n_local
 
 
-def ghost_layout(positions, cell, pbc, cutoff: float) -> GhostLayout:
+def ghost_layout(positions, cell, pbc, cutoff: float, layers: int = 1) -> GhostLayout:
     """Turn periodic images into explicit ghost atoms, so an artifact can be fed exactly as LAMMPS does.
 
     One ghost per distinct (atom, non-zero image shift) that is some local atom's neighbour; the
-    pairs are those of `edges`, in the same order.
+    pairs are those of `edges`, in the same order. With `layers=2` (message passing, docs/design.md
+    §2) the ghosts that are local atoms' neighbours are centres too, with their own pairs, which
+    brings in a second shell of ghosts: their edges follow the local atoms' edges.
     """
     positions = np.asarray(positions, dtype=np.float64)
     cell = np.asarray(cell, dtype=np.float64)
     i, j, shifts = neighbor_pairs(positions, cell, pbc, cutoff)
     n_local = len(positions)
+    if layers == 2:
+        return _two_shell_layout(positions, cell, i, j, shifts)
+    if layers != 1:
+        raise ValueError(f"ghost_layout: layers must be 1 or 2, not {layers}")
     is_image = np.any(shifts != 0, axis=1)
     images, ghost_of_edge = np.unique(
         np.column_stack([j[is_image], shifts[is_image]]).reshape(-1, 4), axis=0, return_inverse=True
@@ -99,3 +105,36 @@ def ghost_layout(positions, cell, pbc, cutoff: float) -> GhostLayout:
         edge_index=np.stack([i, neighbor]),
         n_local=n_local,
     )
+
+
+def _two_shell_layout(positions: np.ndarray, cell: np.ndarray, i, j, shifts) -> GhostLayout:
+    """Atoms are (owner, image shift): locals (shift 0), then ghosts in order of first appearance
+    among the edges of the local atoms, then of the first-shell ghosts."""
+    n_local = len(positions)
+    first, count = np.unique(i, return_index=True, return_counts=True)[1:]
+    starts = np.zeros(n_local, dtype=np.int64)
+    counts = np.zeros(n_local, dtype=np.int64)
+    starts[i[first]], counts[i[first]] = first, count
+    # first-shell ghosts: the images among local atoms' neighbours, as in the one-shell layout
+    is_image = np.any(shifts != 0, axis=1)
+    shell = np.unique(np.column_stack([j[is_image], shifts[is_image]]), axis=0)
+    # their edges: the owner's edges, shifted by the ghost's image
+    rows = np.concatenate([np.arange(starts[a], starts[a] + counts[a]) for a in shell[:, 0]]) if len(shell) else \
+        np.zeros(0, dtype=np.int64)
+    reps = counts[shell[:, 0]]
+    centre_keys = np.repeat(shell, reps, axis=0)
+    neighbour_keys = np.column_stack([j[rows], shifts[rows] + centre_keys[:, 1:]])
+    local_keys = np.column_stack([np.arange(n_local), np.zeros((n_local, 3), dtype=np.int64)])
+    # numbering: locals, the first shell as the one-shell layout numbers it, then the second shell
+    keys = np.concatenate([local_keys, shell, np.column_stack([j, shifts]), centre_keys, neighbour_keys])
+    unique, first_seen, index = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first_seen, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    index = rank[index.reshape(-1)]
+    atoms = unique[order]
+    start, n_edges = n_local + len(shell), len(i)
+    centres = np.concatenate([i, index[start + n_edges:start + n_edges + len(rows)]])
+    neighbours = np.concatenate([index[start:start + n_edges], index[start + n_edges + len(rows):]])
+    return GhostLayout(positions=positions[atoms[:, 0]] + atoms[:, 1:] @ cell, owner=atoms[:, 0].astype(np.int64),
+                       edge_index=np.stack([centres, neighbours]), n_local=n_local)

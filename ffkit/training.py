@@ -186,9 +186,11 @@ class Trainer:
         for term in self.model.terms:
             if hasattr(term, "readout"):
                 keep = lengths < term.cutoff
-                feats = term.features(sample.species, sample.edge_index[:, keep], vectors[keep], lengths[keep],
-                                      sample.n_atoms)
-                term.readout.set_statistics(feats, force_rms)
+                args = (sample.species, sample.edge_index[:, keep], vectors[keep], lengths[keep], sample.n_atoms)
+                if hasattr(term, "set_statistics"):
+                    term.set_statistics(*args, force_rms)
+                else:
+                    term.readout.set_statistics(term.features(*args), force_rms)
         self._refit_reference_energies(self.model, self.train_graphs[:64])
 
     def _refit_reference_energies(self, model: nn.Module, graphs: List[Graph]) -> None:

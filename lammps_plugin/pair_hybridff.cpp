@@ -200,6 +200,15 @@ void PairHybridFF::load_model(const std::string &file)
                cutoff.dump());
   model_cutoff = cutoff.get<double>();
 
+  // a message-passing model needs ghosts with neighbour lists of their own, two cutoffs deep
+  // (docs/design.md §2); this style gives the model one shell, so it refuses rather than be wrong
+  if (meta.contains("layers") && (!meta["layers"].is_number_integer() || meta["layers"].get<int>() != 1))
+    error->all(FLERR,
+               "pair_style ffkit: '{}' is a message-passing model (metadata.json 'layers' = {}): an atom's "
+               "energy depends on atoms {} cutoffs away, and this pair style passes one ghost shell; run it "
+               "with the ASE calculator or GROMACS, or train a strictly local tier", file, meta["layers"].dump(),
+               meta["layers"].dump());
+
   const json &symbols = field("species_symbols");
   if (!symbols.is_array() || symbols.empty())
     error->all(FLERR, "pair_style ffkit: '{}': 'species_symbols' must be a non-empty list of element symbols", file);

@@ -158,6 +158,12 @@ def test_refuses_gromacs_artifact(tmp_path, water_data, toy):
     _refused(tmp_path, md_script(water_data, gmx), "artifact for engine 'gromacs'", "not for LAMMPS")
 
 
+def test_refuses_message_passing_artifact(tmp_path, water_data, toy):
+    # one ghost shell would give a message-passing model wrong energies: refused, not run
+    two = _resave(toy, tmp_path / "two.pt", {**_meta(toy), "layers": 2})
+    _refused(tmp_path, md_script(water_data, two), "is a message-passing model", "'layers' = 2", "ASE calculator")
+
+
 def test_refuses_missing_metadata_field(tmp_path, water_data, toy):
     meta = _meta(toy)
     del meta["cutoff"]

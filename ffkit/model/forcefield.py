@@ -18,6 +18,9 @@ class ForceField(nn.Module):
         self.term_names: List[str] = list(terms.keys())
         self.terms = nn.ModuleList(list(terms.values()))
         self.cutoff: float = max(float(t.cutoff) for t in terms.values())
+        # how many cutoffs deep an atom's energy reaches: 2 with message passing (docs/design.md §2)
+        self.term_layers: List[int] = [int(getattr(t, "layers", 1)) for t in terms.values()]
+        self.layers: int = max(self.term_layers)
         # learnable: a fitted offset is only a start (the terms add their own mean energy)
         self.reference_energies = nn.Parameter(torch.tensor(reference_energies, dtype=torch.float64))
 
@@ -26,8 +29,13 @@ class ForceField(nn.Module):
         """Per-atom energies (eV) of atoms 0..n_atoms-1; r_ij = vectors (Å) for each edge (i, j)."""
         lengths = torch.linalg.vector_norm(vectors, dim=-1)
         energy = self.reference_energies.to(vectors.dtype)[species[:n_atoms]]
-        for term in self.terms:
+        # with message passing, ghosts are centres too (their states feed local atoms); strictly
+        # local terms see only the local atoms' edges
+        local = edge_index[0] < n_atoms
+        for k, term in enumerate(self.terms):
             keep = lengths < term.cutoff
+            if self.layers > 1 and self.term_layers[k] == 1:
+                keep = keep & local
             if bool(keep.all()):
                 energy = energy + term(species, edge_index, vectors, lengths, n_atoms)
             else:

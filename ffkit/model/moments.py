@@ -9,7 +9,7 @@ terms happens here; the rest is per atom.
 """
 
 import math
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -56,8 +56,11 @@ class CartesianMoments(nn.Module):
         self.rank_bounds: List[int] = rank_bounds(l_max)
 
     def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
-                lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
-        """Moments (N, K, M) over the monomials of `monomials(l_max)`, divided by the mean neighbour count."""
+                lengths: torch.Tensor, n_atoms: int, neighbour_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Moments (N, K, M) over the monomials of `monomials(l_max)`, divided by the mean neighbour count.
+
+        `neighbour_weights` (E, K), if given, multiply each edge's radial channels: messages that
+        carry the neighbour's learned state (the second layer of `MessagePassingML`)."""
         k = self.n_channels * self.n_groups
         n_pairs = self.n_species * self.n_species
         pair = species[edge_index[0]] * self.n_species + species[edge_index[1]]
@@ -70,6 +73,8 @@ class CartesianMoments(nn.Module):
         slotted = slotted.scatter(1, pair.view(-1, 1, 1).expand(-1, 1, n_basis), basis.unsqueeze(1))
         mixes = self.radial_weights.view(n_basis, n_pairs, k).transpose(0, 1).reshape(n_pairs * n_basis, k)
         radial = (slotted.view(-1, n_pairs * n_basis) @ mixes) * self.inv_neighbors
+        if neighbour_weights is not None:
+            radial = radial * neighbour_weights.repeat(1, self.n_groups)
         unit = vectors / lengths.unsqueeze(-1)
         # powers[e, p, d] = unit[e, d]^p by repeated products (pow() has NaN gradients at 0^0)
         powers = [torch.ones_like(unit)]

@@ -22,6 +22,7 @@ from torch import nn
 from ..errors import FFKitError
 from .descriptor_terms import ManyBodyML, ThreeBodyML
 from .forcefield import ForceField
+from .message_passing import MessagePassingML
 from .pair import PairML
 from .physics import DampedShiftedCoulomb, Dispersion, ZBLRepulsion
 
@@ -117,10 +118,12 @@ def _make_term(kind: str, spec: Dict[str, Any], species: List[int], avg_neighbor
         return ThreeBodyML(n, avg_neighbors=avg_neighbors, **args)
     if kind == "many_body":
         return ManyBodyML(n, avg_neighbors=avg_neighbors, **args)
+    if kind == "message_passing":
+        return MessagePassingML(n, avg_neighbors=avg_neighbors, **args)
     raise FFKitError(f"unknown term type {kind!r}; known: {', '.join(TERM_TYPES)}")
 
 
-TERM_TYPES = ("zbl", "dispersion", "coulomb", "pair", "three_body", "many_body")
+TERM_TYPES = ("zbl", "dispersion", "coulomb", "pair", "three_body", "many_body", "message_passing")
 
 
 def resolve_terms(tier: Optional[str], terms: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Dict[str, Any]]:

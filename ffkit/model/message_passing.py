@@ -1,0 +1,106 @@
+"""Two-layer many-body term: the environments of an atom's neighbours enter its energy.
+
+Layer 1 is `ManyBodyML`'s descriptor: moments M1 of each atom's neighbourhood and their 3- and
+4-body invariants B1. A small network turns B1 into a learned state h_j (C channels) per atom.
+Layer 2 forms moments again, each neighbour weighted by its state (M2_c = sum_j R_c(r_ij) h_jc
+r^_ij^l, an equivariant message as in MACE and NequIP, here in Cartesian form), and contracts them
+with M1 and with themselves into invariants B2. One network reads [B1, B2].
+
+The energy of atom i depends on atoms up to two cutoffs away, so an engine must give every
+neighbour of a local atom its own full neighbourhood (ghost atoms with neighbour lists, a
+communication cutoff of 2 r_c): centres i >= n_atoms in `edge_index` are those ghosts.
+"""
+
+from typing import List, Sequence
+
+import torch
+from torch import nn
+
+from .invariants import RankSlices, four_body, three_body, upper_triangle
+from .moments import CartesianMoments
+from .readout import ElementNetworks
+
+
+class MessagePassingML(nn.Module):
+    def __init__(self, n_species: int, cutoff: float, n_basis: int, n_channels: int, n_coupled: int,
+                 hidden: List[int], l_max: int = 4, state_channels: int = 16, state_hidden: Sequence[int] = (64,),
+                 message_l_max: int = 2, avg_neighbors: float = 10.0, shared_readout: bool = True,
+                 radial_per_rank: bool = True):
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.layers = 2
+        self.n_species = n_species
+        l_max = max(l_max, 2)
+        self.moments = CartesianMoments(n_species, cutoff, n_basis, n_channels, l_max, avg_neighbors,
+                                        radial_per_rank)
+        slices = RankSlices(l_max)
+        self.bounds: List[int] = slices.bounds
+        self.register_buffer("weights", slices.weights)
+        self.register_buffer("matrix_index", slices.matrix_index.flatten())
+        self.register_buffer("triu", upper_triangle(n_channels))
+        self.mix_vector = nn.Linear(n_channels, n_coupled, bias=False)
+        self.mix_tensor = nn.Linear(n_channels, n_coupled, bias=False)
+        n_first = n_channels + (l_max + 1) * n_channels * (n_channels + 1) // 2 + 2 * n_coupled ** 3
+        # the state network reads standardised B1 and the element (one-hot)
+        self.register_buffer("first_mean", torch.zeros(n_first))
+        self.register_buffer("first_std", torch.ones(n_first))
+        hidden_layers: List[nn.Module] = []
+        width = n_first + n_species
+        for h in state_hidden:
+            hidden_layers += [nn.Linear(width, h), nn.SiLU()]
+            width = h
+        hidden_layers.append(nn.Linear(width, state_channels))
+        self.state = nn.Sequential(*hidden_layers)
+        self.messages = CartesianMoments(n_species, cutoff, n_basis, state_channels, message_l_max, avg_neighbors,
+                                         radial_per_rank)
+        self.message_bounds: List[int] = self.messages.rank_bounds
+        self.register_buffer("state_triu", upper_triangle(state_channels))
+        n_second = state_channels + (message_l_max + 1) * (state_channels * (state_channels + 1) // 2
+                                                           + n_channels * state_channels)
+        self.readout = ElementNetworks(n_species, n_first + n_second, hidden, shared_readout)
+
+    def first_layer(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
+                    lengths: torch.Tensor, n_total: int):
+        m = self.moments(species, edge_index, vectors, lengths, n_total)
+        v = self.mix_vector(m[:, :, 1:4].transpose(1, 2)).transpose(1, 2)
+        t = m.index_select(2, self.matrix_index).view(m.shape[0], m.shape[1], 3, 3)
+        t = self.mix_tensor(t.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        b1 = torch.cat([three_body(m, self.weights.to(m.dtype), self.bounds, self.triu), four_body(v, t)], dim=1)
+        return m, b1
+
+    def states(self, b1: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        one_hot = torch.nn.functional.one_hot(species, self.n_species).to(b1.dtype)
+        return self.state(torch.cat([(b1 - self.first_mean) / self.first_std, one_hot], dim=1))
+
+    def features(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
+                 lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
+        n_total = species.shape[0]
+        m1, b1 = self.first_layer(species, edge_index, vectors, lengths, n_total)
+        h = self.states(b1, species)
+        local = edge_index[0] < n_atoms
+        if not bool(local.all()):
+            edge_index, vectors, lengths = edge_index[:, local], vectors[local], lengths[local]
+        m2 = self.messages(species, edge_index, vectors, lengths, n_atoms, h.index_select(0, edge_index[1]))
+        m1 = m1[:n_atoms]
+        feats = [b1[:n_atoms], m2[:, :, 0]]
+        w = self.weights.to(m2.dtype)
+        for rank in range(len(self.message_bounds) - 1):
+            lo, hi = self.message_bounds[rank], self.message_bounds[rank + 1]
+            block2 = m2[:, :, lo:hi] * w[lo:hi]
+            self_gram = torch.einsum("nkm,nlm->nkl", block2, m2[:, :, lo:hi]).reshape(n_atoms, -1)
+            feats.append(self_gram.index_select(1, self.state_triu))
+            feats.append(torch.einsum("nkm,nlm->nkl", m1[:, :, lo:hi], block2).reshape(n_atoms, -1))
+        return torch.cat(feats, dim=1)
+
+    @torch.jit.unused
+    def set_statistics(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
+                       lengths: torch.Tensor, n_atoms: int, energy_scale: float) -> None:
+        """Standardise B1 for the state network, then [B1, B2] for the readout (data-dependent init)."""
+        _, b1 = self.first_layer(species, edge_index, vectors, lengths, species.shape[0])
+        self.first_mean.copy_(b1.mean(0))
+        self.first_std.copy_(b1.std(0).clamp_min(1e-6))
+        self.readout.set_statistics(self.features(species, edge_index, vectors, lengths, n_atoms), energy_scale)
+
+    def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
+                lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
+        return self.readout(self.features(species, edge_index, vectors, lengths, n_atoms), species[:n_atoms])

@@ -1,0 +1,94 @@
+"""The message-passing term: symmetric, two cutoffs deep, and exact through the ghost-atom convention."""
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.io import read
+
+from ffkit.artifact import compile_model, read_metadata
+from ffkit.calculator import FFKitCalculator
+from ffkit.model.tiers import build_model, resolve_terms
+from ffkit.neighbors import ghost_layout
+from model_helpers import energy_forces
+
+SMALL = {"type": "message_passing", "cutoff": 3.0, "n_basis": 6, "n_channels": 4, "l_max": 2, "n_coupled": 2,
+         "hidden": [8], "state_channels": 4, "state_hidden": [8], "message_l_max": 2}
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(3)
+    terms = {**resolve_terms("accurate"), "many_body": SMALL}
+    terms["pair"] = {**terms["pair"], "cutoff": 3.0}
+    m = build_model(None, [1, 8], [0.0, 0.0], terms=terms, avg_neighbors=10.0).double()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return m
+
+
+def test_energy_is_invariant_and_forces_are_its_gradient(model):
+    rng = np.random.default_rng(0)
+    atoms = Atoms("OH2OH2", positions=rng.uniform(0, 3.5, (6, 3)))
+    e, f = energy_forces(model, atoms)
+    rotation = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    moved = atoms.copy()
+    moved.positions = atoms.positions @ rotation.T + 4.0
+    e2, f2 = energy_forces(model, moved)
+    assert e2 == pytest.approx(e, abs=1e-12) and np.allclose(f2, f @ rotation.T, atol=1e-12)
+    h = 1e-5
+    for atom, axis in ((0, 0), (4, 2)):
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[atom, axis] += h
+        minus.positions[atom, axis] -= h
+        numeric = -(energy_forces(model, plus)[0] - energy_forces(model, minus)[0]) / (2 * h)
+        assert f[atom, axis] == pytest.approx(numeric, abs=1e-7)
+
+
+def test_an_atom_reaches_two_cutoffs_and_no_farther(model):
+    # a chain O ... H ... H with 2.5 Å steps (cutoff 3 Å): the first O feels the last H through the middle one
+    def forces_on_first(last_x):
+        chain = Atoms("OHH", positions=[[0, 0, 0], [2.5, 0, 0], [last_x, 0.3, 0]])
+        return energy_forces(model, chain)[1][0]
+    assert not np.allclose(forces_on_first(5.0), forces_on_first(5.2))     # within 2 r_c of atom 0
+    far = Atoms("OHH", positions=[[0, 0, 0], [2.5, 0, 0], [9.0, 0.3, 0]])
+    farther = Atoms("OHH", positions=[[0, 0, 0], [2.5, 0, 0], [9.5, 0.3, 0]])
+    assert np.allclose(energy_forces(model, far)[1][0], energy_forces(model, farther)[1][0], atol=1e-14)
+
+
+def test_two_shell_ghost_layout_gives_ghosts_their_neighbours(reference_data):
+    water = read(reference_data / "water_deepmd" / "water.extxyz", index=0)
+    one = ghost_layout(water.positions, np.asarray(water.cell), water.pbc, 3.0)
+    two = ghost_layout(water.positions, np.asarray(water.cell), water.pbc, 3.0, layers=2)
+    n_local_edges = one.edge_index.shape[1]
+    assert np.array_equal(two.edge_index[:, :n_local_edges], one.edge_index)     # local atoms as before
+    assert np.allclose(two.positions[:len(one.positions)], one.positions)
+    centres = np.unique(two.edge_index[0])
+    assert set(one.edge_index[1]) <= set(centres)                                # every neighbour is a centre
+    own_counts = np.bincount(one.edge_index[0], minlength=one.n_local)
+    assert np.array_equal(np.bincount(two.edge_index[0])[centres], own_counts[two.owner[centres]])
+    lengths = np.linalg.norm(two.positions[two.edge_index[1]] - two.positions[two.edge_index[0]], axis=1)
+    assert lengths.max() < 3.0
+
+
+def test_artifact_through_the_ghost_convention_equals_the_periodic_model(model, reference_data, tmp_path):
+    water = read(reference_data / "water_deepmd" / "water.extxyz", index=0)
+    e, f = energy_forces(model, water)
+    compile_model(model, tmp_path / "mp.pt", dtype="float64", tabulate=False)
+    assert read_metadata(tmp_path / "mp.pt")["layers"] == 2
+    water.calc = FFKitCalculator(tmp_path / "mp.pt")
+    assert water.get_potential_energy() == pytest.approx(e, rel=1e-13)
+    assert np.abs(water.get_forces() - f).max() < 1e-12
+
+
+def test_message_passing_trains(tmp_path):
+    from ffkit import bundled
+    from ffkit.config import TrainConfig
+    from ffkit.training import train
+
+    cfg = TrainConfig(data=str(bundled.path("ethanol_train.xyz")), out=str(tmp_path / "run"), tier="accurate",
+                      terms={"many_body": SMALL}, max_frames=20, n_valid=4, epochs=2, batch_size=4,
+                      dtype="float64", progress=False)
+    summary = train(cfg)
+    assert summary["epochs"] == 2 and np.isfinite(summary["best_valid_f_mae_meV_A"])
