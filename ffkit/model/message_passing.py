@@ -8,7 +8,8 @@ with M1 and with themselves into invariants B2. One network reads [B1, B2].
 
 The energy of atom i depends on atoms up to two cutoffs away, so an engine must give every
 neighbour of a local atom its own full neighbourhood (ghost atoms with neighbour lists, a
-communication cutoff of 2 r_c): centres i >= n_atoms in `edge_index` are those ghosts.
+communication cutoff of 2 r_c): centres i >= n_atoms in `edge_index` are those ghosts, numbered
+before the ghosts that are only their neighbours.
 """
 
 from typing import List, Sequence
@@ -74,9 +75,11 @@ class MessagePassingML(nn.Module):
 
     def features(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                  lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
-        n_total = species.shape[0]
-        m1, b1 = self.first_layer(species, edge_index, vectors, lengths, n_total)
-        h = self.states(b1, species)
+        # layer 1 for the centres only: local atoms, then the ghosts that are centres (numbered before
+        # the ghosts that are only neighbours, as ghost_layout(layers=2) numbers them)
+        n_centres = max(n_atoms, int(edge_index[0].max()) + 1) if edge_index.shape[1] > 0 else n_atoms
+        m1, b1 = self.first_layer(species, edge_index, vectors, lengths, n_centres)
+        h = self.states(b1, species[:n_centres])
         local = edge_index[0] < n_atoms
         if not bool(local.all()):
             edge_index, vectors, lengths = edge_index[:, local], vectors[local], lengths[local]
