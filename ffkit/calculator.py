@@ -12,6 +12,7 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from .artifact import load_artifact
+from .datasets import MIN_DISTANCE
 from .errors import DataError
 from .neighbors import ghost_layout
 
@@ -33,8 +34,19 @@ class FFKitCalculator(Calculator):
         self.cutoff = float(self.metadata["cutoff"])
         self.layers = int(self.metadata.get("layers", 1))  # 2: ghosts need their own neighbours
         self.lookup: Dict[int, int] = {int(z): i for i, z in enumerate(self.metadata["species"])}
-        if threads:
-            torch.set_num_threads(threads)
+        self.threads = threads  # torch threads while this calculator computes; the global setting is restored
+
+    def _refuse_overlaps(self, layout) -> None:
+        """Atoms closer than the data readers accept are a broken structure: say so instead of returning NaN."""
+        if layout.edge_index.shape[1] == 0:
+            return
+        d = np.linalg.norm(layout.positions[layout.edge_index[1]] - layout.positions[layout.edge_index[0]], axis=1)
+        k = int(np.argmin(d))
+        if d[k] < MIN_DISTANCE:
+            i, j = layout.owner[layout.edge_index[:, k]]
+            raise DataError(f"FFKitCalculator({self.model_path}): atoms {i} and {j} are {d[k]:.4f} Å apart "
+                            f"(< {MIN_DISTANCE} Å): overlapping atoms, where the model's energy is not defined; "
+                            "fix the structure (a duplicated atom?)")
 
     def _species(self, numbers: np.ndarray) -> np.ndarray:
         unknown = sorted({int(z) for z in numbers} - set(self.lookup))
@@ -46,10 +58,21 @@ class FFKitCalculator(Calculator):
 
     def calculate(self, atoms=None, properties: List[str] = ("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        atoms = self.atoms
+        previous = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            self._calculate(self.atoms, properties)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _calculate(self, atoms, properties: List[str]) -> None:
+        if len(atoms) == 0:
+            raise DataError(f"FFKitCalculator({self.model_path}): the Atoms object has no atoms; give it a structure")
         species = self._species(atoms.numbers)
         pbc = np.asarray(atoms.pbc, dtype=bool)
         layout = ghost_layout(atoms.positions, np.asarray(atoms.cell), pbc, self.cutoff, self.layers)
+        self._refuse_overlaps(layout)
         n = layout.n_local
         positions = torch.from_numpy(np.ascontiguousarray(layout.positions)).to(self.dtype)
         all_species = torch.from_numpy(species[layout.owner])

@@ -59,8 +59,8 @@ def _result(e_pred: np.ndarray, f_pred: np.ndarray, frames: List[Frame]) -> Dict
 
 
 def evaluate_model(path, frames: List[Frame]) -> Dict[str, Any]:
-    torch.set_grad_enabled(True)
-    return evaluate_artifact(path, frames) if is_artifact(path) else evaluate_checkpoint(path, frames)
+    with torch.enable_grad():  # forces need autograd, also inside a caller's no_grad; nothing global changes
+        return evaluate_artifact(path, frames) if is_artifact(path) else evaluate_checkpoint(path, frames)
 
 
 def write_json(result: Dict[str, Any], model_path, data_path, out) -> None:

@@ -64,12 +64,9 @@ def pareto_front(points: Sequence[dict], x: str = "us_per_atom_step", y: str = "
 def plot(records: Sequence[dict], mm_us: float, path: Path, title: str, peers: Sequence[dict] = (),
          anchor_label: str = "MM anchor") -> None:
     """Cost (log x) against force MAE (log y): tiers, their front, the anchor, chemical accuracy, peers."""
-    import matplotlib
+    from .plots import figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = figure(figsize=(8, 5.5))
     xs = [r["us_per_atom_step"] for r in records]
     ys = [r["f_mae_meV_A"] for r in records]
     ax.scatter(xs, ys, s=60, color="C0", zorder=3, label="ffkit tiers (measured here)")
@@ -105,7 +102,6 @@ def plot(records: Sequence[dict], mm_us: float, path: Path, title: str, peers: S
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
 
 
 CSV_KEYS = ["tier", "us_per_atom_step", "ratio_to_mm", "ns_per_day", "f_mae_meV_A", "f_rmse_meV_A", "e_mae_meV",

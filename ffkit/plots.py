@@ -3,16 +3,21 @@
 from pathlib import Path
 from typing import Dict, List
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def figure(nrows: int = 1, ncols: int = 1, figsize=(6.0, 4.0), **subplots):
+    """A figure and its axes drawn without pyplot: no backend is chosen and no global state changes,
+    so a library call never switches the user's matplotlib backend."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **subplots)
 
 
 def parity(result: Dict, path: Path, title: str) -> None:
     m = result["metrics"]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    fig, axes = figure(1, 2, figsize=(9, 4.2))
     e_ref, e_pred = result["e_ref"], result["e_pred"]
     shift = e_ref.mean()
     axes[0].scatter(e_ref - shift, e_pred - shift, s=6, alpha=0.6)
@@ -29,12 +34,11 @@ def parity(result: Dict, path: Path, title: str) -> None:
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def loss_curves(history: List[Dict[str, float]], path: Path) -> None:
     epochs = np.array([h["epoch"] for h in history])
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, ax = figure(1, 2, figsize=(9, 3.6))
     ax[0].semilogy(epochs, [h["loss"] for h in history])
     ax[0].set_xlabel("epoch")
     ax[0].set_ylabel("training loss")
@@ -46,4 +50,3 @@ def loss_curves(history: List[Dict[str, float]], path: Path) -> None:
         ax[1].set_title("validation")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

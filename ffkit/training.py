@@ -94,8 +94,6 @@ class Trainer:
         self.rank = int(os.environ.get("RANK", "0"))
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("gloo")
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
         self.dtype = DTYPES[cfg.dtype]
         self.elapsed = 0.0  # training seconds so far (restored on resume); the LR schedule reads it
         self._load_data()
@@ -419,4 +417,11 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Dict[str, Any]:
-    return Trainer(cfg, resume=resume).run()
+    """Train as `cfg` says with `cfg.threads` torch threads; the caller's thread setting is restored after."""
+    previous = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return Trainer(cfg, resume=resume).run()
+    finally:
+        torch.set_num_threads(previous)

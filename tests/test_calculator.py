@@ -74,3 +74,52 @@ def test_unknown_element_is_refused(model_and_artifact):
     atoms.calc = FFKitCalculator(path)
     with pytest.raises(DataError, match="element.*C.*not in model.*knows H, O"):
         atoms.get_potential_energy()
+
+
+def test_library_calls_leave_global_state_alone(tmp_path):
+    """Threads, gradient mode and the matplotlib backend are the caller's."""
+    import subprocess
+    import sys
+
+    code = """
+import matplotlib
+matplotlib.use("svg")
+import torch
+torch.set_num_threads(2)
+from ase.build import molecule
+from ffkit import bundled
+from ffkit.artifact import compile_model
+from ffkit.calculator import FFKitCalculator
+from ffkit.config import TrainConfig
+from ffkit.datasets import read_frames
+from ffkit.evaluation import evaluate_model
+from ffkit.model.tiers import build_model
+import ffkit.pareto, ffkit.plots, ffkit.validate.report
+compile_model(build_model("mm", [1, 6, 8]), "m.pt")
+atoms = molecule("CH3CH2OH")
+atoms.calc = FFKitCalculator("m.pt", threads=1)
+atoms.get_forces()
+with torch.no_grad():
+    evaluate_model("m.pt", read_frames(bundled.path("ethanol_test.xyz"))[:2])
+    assert not torch.is_grad_enabled()
+from ffkit.training import train
+train(TrainConfig(data=str(bundled.path("ethanol_train.xyz")), out="run", tier="mm", max_frames=10, n_valid=2,
+                  epochs=1, threads=1, progress=False))
+assert torch.get_num_threads() == 2, torch.get_num_threads()
+assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
+
+
+def test_overlapping_and_empty_structures_are_refused(tmp_path):
+    from ffkit.model.tiers import build_model
+
+    compile_model(build_model("fast", [1, 8]), tmp_path / "m.pt")
+    calc = FFKitCalculator(tmp_path / "m.pt")
+    same = Atoms("OHH", positions=[[0, 0, 0], [0.9, 0.3, 0], [0.9, 0.3, 0]], calculator=calc)
+    with pytest.raises(DataError, match=r"atoms 1 and 2 are 0\.0000 Å apart .*overlapping atoms"):
+        same.get_potential_energy()
+    with pytest.raises(DataError, match="has no atoms"):
+        Atoms(calculator=calc).get_potential_energy()

@@ -1,4 +1,4 @@
-"""Write a validation result as report.json, report.md and PNG plots (matplotlib, Agg backend).
+"""Write a validation result as report.json, report.md and PNG plots (matplotlib, drawn without pyplot).
 
 The JSON holds every number (non-finite values become null); the markdown is what a person
 reads first: the verdict, one table row per check, then the plots.
@@ -107,10 +107,7 @@ def markdown(report: dict, plots: dict[str, str]) -> str:
 
 
 def write_plots(report: dict, directory: Path) -> dict[str, Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ffkit.plots import figure
 
     written = {}
 
@@ -118,11 +115,10 @@ def write_plots(report: dict, directory: Path) -> dict[str, Path]:
         path = directory / f"{name}.png"
         fig.tight_layout()
         fig.savefig(path, dpi=110)
-        plt.close(fig)
         written[name] = path
 
     stab = report["stability"]
-    fig, axes = plt.subplots(3, 1, figsize=(6, 7), sharex=True)
+    fig, axes = figure(3, 1, figsize=(6, 7), sharex=True)
     t = stab["times_ps"] if stab["times_known"] else stab["frames"]
     axes[0].plot(t, stab["min_distance_A"])
     axes[0].axhline(report["config"]["stability"]["min_distance_A"], color="r", ls="--")
@@ -144,7 +140,7 @@ def write_plots(report: dict, directory: Path) -> dict[str, Path]:
         n_atoms = report["n_atoms"]
         e = np.asarray(series["total_eV"], dtype=float) / n_atoms
         temp = series["temperature_K"]
-        fig, axes = plt.subplots(2 if temp is not None else 1, 1, figsize=(6, 5), sharex=True,
+        fig, axes = figure(2 if temp is not None else 1, 1, figsize=(6, 5), sharex=True,
                                  squeeze=False)
         axes[0, 0].plot(series["time_ps"], 1e3 * (e - e[0]))
         axes[0, 0].set_ylabel("E_total/N − E_0 (meV/atom)")
@@ -158,7 +154,7 @@ def write_plots(report: dict, directory: Path) -> dict[str, Path]:
     reference = report.get("reference", {}).get("structure", {})
     if "rdf" in structure:
         pairs = list(structure["rdf"])
-        fig, axes = plt.subplots(len(pairs), 1, figsize=(6, 2.2 * len(pairs)), squeeze=False)
+        fig, axes = figure(len(pairs), 1, figsize=(6, 2.2 * len(pairs)), squeeze=False)
         for ax, pair in zip(axes[:, 0], pairs):
             ax.plot(structure["rdf"][pair]["r"], structure["rdf"][pair]["g"], label="run")
             if pair in reference.get("rdf", {}):
@@ -170,7 +166,7 @@ def write_plots(report: dict, directory: Path) -> dict[str, Path]:
 
     panels = [(kind, key) for kind in ("bonds", "angles") for key in structure["bonded"][kind]]
     if panels:
-        fig, axes = plt.subplots(len(panels), 1, figsize=(6, 2.2 * len(panels)), squeeze=False)
+        fig, axes = figure(len(panels), 1, figsize=(6, 2.2 * len(panels)), squeeze=False)
         for ax, (kind, key) in zip(axes[:, 0], panels):
             d = structure["bonded"][kind][key]
             ax.plot(d["x"], d["p"], label="run")
@@ -186,7 +182,7 @@ def write_plots(report: dict, directory: Path) -> dict[str, Path]:
         save(fig, "bonded")
 
     if "diffusion" in structure:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+        fig, ax = figure(figsize=(6, 3.5))
         for element, d in structure["diffusion"].items():
             ax.plot(d["lag_ps"], d["msd_A2"], label=f"{element}: D = {d['D_1e-5_cm2_per_s']:.3g}e-5 cm²/s")
         ax.set_xlabel("lag (ps)")
