@@ -98,6 +98,9 @@ class Trainer:
         self.elapsed = 0.0  # training seconds so far (restored on resume); the LR schedule reads it
         self._load_data()
         self.out.mkdir(parents=True, exist_ok=True)  # after the data are read: bad input leaves no folder
+        for name in ("best.pt", "last.pt"):  # a kill during a save leaves its temporary file: never valid
+            for stale in self.out.glob(f"{name}*.tmp"):
+                stale.unlink()
         last = self.out / "last.pt"
         if resume:
             if not last.is_file():

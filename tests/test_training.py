@@ -193,8 +193,10 @@ def test_resume_after_sigkill_gives_the_same_model(tmp_path):
     proc.wait()
     saved = read_checkpoint(killed / "last.pt")["epoch"]
     assert 2 <= saved < EPOCHS, "the kill must land mid-run"
+    (killed / "best.ptab12cd.tmp").write_bytes(b"")  # what a kill -9 during a save leaves behind
     r = _ffkit(*_train_args(killed, EPOCHS, ["--resume"]))
     assert r.returncode == 0, r.stderr
+    assert not list(killed.glob("*.tmp")), "the resumed run cleans up interrupted saves"
     a, b = read_checkpoint(straight / "last.pt"), read_checkpoint(killed / "last.pt")
     assert b["epoch"] == EPOCHS and [h["epoch"] for h in b["history"]] == list(range(1, EPOCHS + 1))
     for key, value in a["model_state"].items():
