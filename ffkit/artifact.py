@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from ase.data import chemical_symbols
+from ase.data import atomic_masses, chemical_symbols
 from torch import nn
 
 from . import __version__
@@ -71,6 +71,7 @@ def metadata(model: ForceField, engine: str, dtype: torch.dtype, checkpoint: Opt
         "engine": engine,
         "species": list(model.species),
         "species_symbols": [chemical_symbols[z] for z in model.species],
+        "species_masses": [float(atomic_masses[z]) for z in model.species],  # engines check types against them
         "cutoff": float(model.cutoff),
         "layers": int(getattr(model, "layers", 1)),
         "units": dict(UNITS),

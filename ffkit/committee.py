@@ -106,7 +106,9 @@ def compile_committee(paths: Sequence, out, dtype: str = "float64") -> Dict[str,
     for m in metas:
         terms += [t for t in m.get("terms") or [] if t not in terms]
     meta = {
-        **{key: first[key] for key in ("format", "format_version", "engine", "species", "species_symbols", "units")},
+        **{key: first[key] for key in ("format", "format_version", "engine", "species", "species_symbols", "units")
+           if key in first},
+        **({"species_masses": first["species_masses"]} if "species_masses" in first else {}),
         "ffkit_version": __version__,
         "cutoff": cutoff,
         "layers": max(int(m.get("layers", 1)) for m in metas),

@@ -214,6 +214,11 @@ void PairHybridFF::load_model(const std::string &file)
     error->all(FLERR, "pair_style ffkit: '{}': 'species_symbols' must be a non-empty list of element symbols", file);
   model_symbols.clear();
   for (const auto &s : symbols) model_symbols.push_back(text_field(s, "species_symbols"));
+  model_masses.clear();
+  if (meta.contains("species_masses") && meta["species_masses"].is_array() &&
+      meta["species_masses"].size() == model_symbols.size())
+    for (const auto &m : meta["species_masses"])
+      if (m.is_number()) model_masses.push_back(m.get<double>());
 
   committee_size = 0;
   if (meta.contains("committee")) {
@@ -256,6 +261,29 @@ void PairHybridFF::load_model(const std::string &file)
                    meta.contains("tier") ? meta["tier"].dump() : "?", symbols.dump(), model_cutoff, dtype);
 }
 
+/* A type whose mass is nearer another of the model's elements than its own was mapped to the wrong
+   element (pair_coeff elements not in type order): refused before the run loses atoms. Isotopes
+   pass (deuterium, 2.0, is still nearer H than C). */
+void PairHybridFF::check_masses()
+{
+  if (model_masses.size() != model_symbols.size() || model_masses.size() < 2 || !atom->mass) return;
+  std::string elements;
+  for (const auto &symbol : model_symbols) elements += (elements.empty() ? "" : " ") + symbol;
+  for (int itype = 1; itype <= atom->ntypes; itype++) {
+    const int s = type2species[itype];
+    if (s < 0 || !atom->mass_setflag[itype]) continue;
+    const double m = atom->mass[itype];  // g/mol in both metal and real units
+    std::size_t nearest = 0;
+    for (std::size_t k = 1; k < model_masses.size(); k++)
+      if (std::fabs(std::log(m / model_masses[k])) < std::fabs(std::log(m / model_masses[nearest]))) nearest = k;
+    if (nearest != static_cast<std::size_t>(s))
+      error->all(FLERR,
+                 "pair_coeff ffkit: atom type {} has mass {} but is mapped to element {} (mass {:.3f}); that mass "
+                 "is {}'s ({:.3f}): give the elements in atom-type order in pair_coeff (model elements: {})",
+                 itype, m, model_symbols[s], model_masses[s], model_symbols[nearest], model_masses[nearest], elements);
+  }
+}
+
 int PairHybridFF::resolve_threads() const
 {
   if (nthreads > 0) return nthreads;
@@ -295,6 +323,7 @@ void PairHybridFF::init_style()
                    "so the model would not see them; use e.g. 'special_bonds lj/coul 1.0e-100 1.0e-100 1.0e-100' "
                    "(MM styles then see a factor of ~0)");
 
+  check_masses();
   neighbor->add_request(this, NeighConst::REQ_FULL);
 
   const int threads = resolve_threads();

@@ -36,6 +36,8 @@ class PairHybridFF : public Pair {
   torch::jit::Module model;
   std::string model_file;
   std::vector<std::string> model_symbols;    // element symbols in model order
+  std::vector<double> model_masses;          // their standard masses (g/mol), if the artifact has them
+  void check_masses();
   double model_cutoff = 0.0;
   torch::ScalarType model_dtype = torch::kFloat64;
 

@@ -76,10 +76,11 @@ class ToyArtifact(torch.nn.Module):
 
 
 def toy_metadata(symbols: Sequence[str], cutoff: float, dtype: str) -> Dict:
-    from ase.data import atomic_numbers
+    from ase.data import atomic_masses, atomic_numbers
 
     return {"format": "ffkit-artifact", "format_version": 1, "ffkit_version": "test", "engine": "lammps",
-            "species": [atomic_numbers[s] for s in symbols], "species_symbols": list(symbols), "cutoff": cutoff,
+            "species": [atomic_numbers[s] for s in symbols], "species_symbols": list(symbols),
+            "species_masses": [float(atomic_masses[atomic_numbers[s]]) for s in symbols], "cutoff": cutoff,
             "units": {"energy": "eV", "length": "angstrom", "force": "eV/angstrom"}, "dtype": dtype,
             "tier": "toy", "terms": ["pair", "three_body", "embedding"], "n_params": 0,
             "training_data_sha256": None, "test_metrics": {}}

@@ -176,6 +176,12 @@ def test_refuses_element_not_in_model(tmp_path, water_data, toy):
              "element 'C' (atom type 2) is not in model", "whose elements are: O H")
 
 
+def test_refuses_elements_swapped_against_the_type_masses(tmp_path, water_data, toy):
+    # read_data gives type 1 the mass of O and type 2 that of H; "H O" maps them the other way round
+    _refused(tmp_path, md_script(water_data, toy, elements="H O"), "atom type 1 has mass 15.99",
+             "mapped to element H", "that mass is O's", "in atom-type order")
+
+
 def test_refuses_wrong_number_of_elements(tmp_path, water_data, toy):
     _refused(tmp_path, md_script(water_data, toy, elements="O"), "1 element name(s) given", "2 atom type(s)")
     _refused(tmp_path, md_script(water_data, toy, elements="O H H"), "3 element name(s) given")
