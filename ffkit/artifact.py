@@ -80,6 +80,8 @@ def metadata(model: ForceField, engine: str, dtype: torch.dtype, checkpoint: Opt
         "terms": list(model.term_names),
         "n_params": model.count_parameters(),
         "training_data_sha256": (checkpoint or {}).get("data_hash"),
+        # closest approach per element pair in the training data (Å): below it the model extrapolates
+        "min_distances": (checkpoint or {}).get("min_distances"),
         "test_metrics": test_metrics or {},
     }
     meta.update(extra or {})

@@ -135,6 +135,7 @@ class Trainer:
     def _graphs(self, cutoff: float) -> None:
         self.train_graphs = [frame_graph(f, self.species, cutoff) for f in self.train_frames]
         self.valid_graphs = [frame_graph(f, self.species, cutoff) for f in self.valid_frames]
+        self.min_distances = closest_approach(self.train_graphs, self.species)
 
     def _reference_energies(self) -> List[float]:
         cfg = self.cfg
@@ -303,6 +304,7 @@ class Trainer:
             "optimizer_state": self.optimizer.state_dict(), "scheduler_state": self.scheduler.state_dict(),
             "epoch": self.epoch, "history": self.history, "best": self.best, "elapsed": self.elapsed,
             "rng": {"torch": torch.get_rng_state()}, "data_hash": self.data_hash, "valid_hash": self.valid_hash,
+            "min_distances": self.min_distances,
             "n_params": self.model.count_parameters(),
         }
 
@@ -417,6 +419,23 @@ class Trainer:
             writer.writerows(self.history)
         from .plots import loss_curves
         loss_curves(self.history, self.out / "training.png")
+
+
+def closest_approach(graphs: List[Graph], species: List[int]) -> Dict[str, float]:
+    """The shortest distance (Å) between each pair of elements in the training frames, keyed "H-O" (model
+    order): below it the model extrapolates, and engines can say so (`pair_style ffkit ... close`)."""
+    from ase.data import chemical_symbols
+
+    best: Dict[str, float] = {}
+    for g in graphs:
+        vectors = g.positions[g.edge_index[1]] - g.positions[g.edge_index[0]] + g.shifts
+        lengths = torch.linalg.vector_norm(vectors, dim=-1)
+        a, b = g.species[g.edge_index[0]], g.species[g.edge_index[1]]
+        for first, second in torch.unique(torch.stack([torch.minimum(a, b), torch.maximum(a, b)], 1), dim=0).tolist():
+            mask = (torch.minimum(a, b) == first) & (torch.maximum(a, b) == second)
+            key = f"{chemical_symbols[species[first]]}-{chemical_symbols[species[second]]}"
+            best[key] = min(best.get(key, float("inf")), float(lengths[mask].min()))
+    return {k: round(v, 4) for k, v in sorted(best.items())}
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Dict[str, Any]:

@@ -77,6 +77,7 @@ void PairHybridFF::allocate()
 void PairHybridFF::settings(int narg, char **arg)
 {
   nthreads = 0;
+  close_mode = 1;
   int iarg = 0;
   while (iarg < narg) {
     if (strcmp(arg[iarg], "threads") == 0) {
@@ -84,8 +85,16 @@ void PairHybridFF::settings(int narg, char **arg)
       nthreads = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
       if (nthreads < 1) error->all(FLERR, "pair_style ffkit: 'threads {}' must be at least 1", arg[iarg + 1]);
       iarg += 2;
+    } else if (strcmp(arg[iarg], "close") == 0) {
+      const std::string mode = iarg + 1 < narg ? arg[iarg + 1] : "";
+      if (mode == "off") close_mode = 0;
+      else if (mode == "warn") close_mode = 1;
+      else if (mode == "stop") close_mode = 2;
+      else error->all(FLERR, "pair_style ffkit: 'close' takes off, warn or stop, not '{}'", mode);
+      iarg += 2;
     } else {
-      error->all(FLERR, "pair_style ffkit: unknown keyword '{}' (the only keyword is 'threads N')", arg[iarg]);
+      error->all(FLERR, "pair_style ffkit: unknown keyword '{}' (keywords: 'threads N', 'close off|warn|stop')",
+                 arg[iarg]);
     }
   }
 }
@@ -214,6 +223,20 @@ void PairHybridFF::load_model(const std::string &file)
     error->all(FLERR, "pair_style ffkit: '{}': 'species_symbols' must be a non-empty list of element symbols", file);
   model_symbols.clear();
   for (const auto &s : symbols) model_symbols.push_back(text_field(s, "species_symbols"));
+  min_dist2.clear();
+  if (meta.contains("min_distances") && meta["min_distances"].is_object()) {
+    const std::size_t n = model_symbols.size();
+    min_dist2.assign(n * n, 0.0);
+    for (const auto &item : meta["min_distances"].items()) {
+      const std::string &pair = item.key();
+      const std::size_t dash = pair.find('-');
+      if (dash == std::string::npos || !item.value().is_number()) continue;
+      for (std::size_t a = 0; a < n; a++)
+        for (std::size_t b = 0; b < n; b++)
+          if (model_symbols[a] == pair.substr(0, dash) && model_symbols[b] == pair.substr(dash + 1))
+            min_dist2[a * n + b] = min_dist2[b * n + a] = item.value().get<double>() * item.value().get<double>();
+    }
+  }
   model_masses.clear();
   if (meta.contains("species_masses") && meta["species_masses"].is_array() &&
       meta["species_masses"].size() == model_symbols.size())
@@ -324,6 +347,7 @@ void PairHybridFF::init_style()
                    "(MM styles then see a factor of ~0)");
 
   check_masses();
+  close_warned = false;
   neighbor->add_request(this, NeighConst::REQ_FULL);
 
   const int threads = resolve_threads();
@@ -374,6 +398,10 @@ int64_t PairHybridFF::build_graph(int &ncompact, int &nlocal_compact)
   int64_t *neighbour = edge_buf.data() + capacity;
 
   const double cut2 = model_cutoff * model_cutoff;
+  const int nspecies = static_cast<int>(model_symbols.size());
+  const bool watch = close_mode > 0 && !min_dist2.empty();
+  double closest = 1.0;  // smallest (r / closest approach in training)^2 seen in this step
+  int close_i = -1, close_j = -1;
   int64_t nedges = 0;
   for (int ii = 0; ii < inum; ii++) {
     const int i = ilist[ii];
@@ -387,7 +415,16 @@ int64_t PairHybridFF::build_graph(int &ncompact, int &nlocal_compact)
       const int s = type2species[type[j]];
       if (s < 0) continue;
       const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
-      if (dx * dx + dy * dy + dz * dz >= cut2) continue;
+      const double r2 = dx * dx + dy * dy + dz * dz;
+      if (r2 >= cut2) continue;
+      if (watch) {
+        const double known = min_dist2[species_buf[ci] * nspecies + s];
+        if (known > 0.0 && r2 < closest * known) {
+          closest = r2 / known;
+          close_i = i;
+          close_j = j;
+        }
+      }
       int cj = compact_of[j];
       if (cj < 0) {
         cj = compact_of[j] = static_cast<int>(lammps_of.size());
@@ -399,9 +436,28 @@ int64_t PairHybridFF::build_graph(int &ncompact, int &nlocal_compact)
       nedges++;
     }
   }
+  if (close_i >= 0) report_close_contact(close_i, close_j);
   if (nedges < capacity) std::memmove(centre + nedges, neighbour, nedges * sizeof(int64_t));
   ncompact = static_cast<int>(lammps_of.size());
   return nedges;
+}
+
+/* Two atoms closer than any pair of their elements in the training data: the model extrapolates
+   there ('close warn' says so once, 'close stop' ends the run). */
+void PairHybridFF::report_close_contact(int i, int j)
+{
+  double **x = atom->x;
+  const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+  const int si = type2species[atom->type[i]], sj = type2species[atom->type[j]];
+  const std::string what = fmt::format(
+      "pair_style ffkit: atoms {} ({}) and {} ({}) are {:.4f} A apart at step {}, closer than any {}-{} pair in "
+      "the model's training data ({:.4f} A): the model extrapolates there", atom->tag[i], model_symbols[si],
+      atom->tag[j], model_symbols[sj], std::sqrt(dx * dx + dy * dy + dz * dz), update->ntimestep, model_symbols[si],
+      model_symbols[sj], std::sqrt(min_dist2[si * model_symbols.size() + sj]));
+  if (close_mode == 2) error->one(FLERR, "{} ('close stop'; 'close warn' lets the run go on)", what);
+  if (!close_warned) error->warning(FLERR, "{}; further close contacts are not reported ('close stop' ends the run)",
+                                    what);
+  close_warned = true;
 }
 
 torch::Tensor PairHybridFF::positions_tensor(int ncompact)

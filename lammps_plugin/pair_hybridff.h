@@ -43,6 +43,9 @@ class PairHybridFF : public Pair {
 
   int *type2species = nullptr;    // LAMMPS type -> model species index, -1 for NULL
   int nthreads = 0;               // 0: not set by the 'threads' keyword
+  int close_mode = 1;             // 'close off|warn|stop': what to do below the training's closest approach
+  bool close_warned = false;      // 'warn' says it once per run
+  std::vector<double> min_dist2;  // (S*S) squared closest approach in the training data; empty: unknown
   double energy_factor = 1.0;     // model eV -> LAMMPS energy units
 
   // per-step buffers, reused while sizes allow (no reallocation in the steady state)
@@ -65,6 +68,7 @@ class PairHybridFF : public Pair {
   void load_model(const std::string &file);
   int resolve_threads() const;
   int64_t build_graph(int &ncompact, int &nlocal_compact);
+  void report_close_contact(int i, int j);
   torch::Tensor positions_tensor(int ncompact);
   void check_finite(const double *energy, const double *forces, int ncompact, int nlocal_compact);
   void run_model(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces);

@@ -158,6 +158,24 @@ def test_refuses_gromacs_artifact(tmp_path, water_data, toy):
     _refused(tmp_path, md_script(water_data, gmx), "artifact for engine 'gromacs'", "not for LAMMPS")
 
 
+def test_close_contact_below_the_training_data_warns_or_stops(tmp_path, reference_data):
+    water = ase.io.read(reference_data / "water_deepmd" / "water.extxyz", index=0)
+    oxygen = int(np.flatnonzero(water.numbers == 8)[0])
+    hydrogen = int(np.argmin(np.where(water.numbers == 1, water.get_distances(oxygen, range(len(water)), mic=True),
+                                      np.inf)))
+    water.positions[hydrogen] = water.positions[oxygen] + 0.5 * (water.positions[hydrogen] - water.positions[oxygen]) \
+        / water.get_distance(oxygen, hydrogen)
+    write_data(tmp_path / "close.data", water, WATER_SYMBOLS)
+    model = write_toy_artifact(tmp_path / "close.pt", metadata={"min_distances": {"H-O": 0.8, "H-H": 1.3}})
+    line = _refused(tmp_path, md_script(tmp_path / "close.data", model, pair_style="ffkit close stop", steps=0),
+                    "0.5000 A apart at step 0", "closer than any O-H pair in the model's training data (0.8000 A)")
+    assert "close stop" in line
+    out = run_lmp(tmp_path, md_script(tmp_path / "close.data", model, steps=5))
+    assert out.count("closer than any O-H pair") == 1 and "further close contacts are not reported" in out
+    assert "closer than" not in run_lmp(tmp_path, md_script(tmp_path / "close.data", model,
+                                                            pair_style="ffkit close off", steps=0))
+
+
 def test_refuses_message_passing_artifact(tmp_path, water_data, toy):
     # one ghost shell would give a message-passing model wrong energies: refused, not run
     two = _resave(toy, tmp_path / "two.pt", {**_meta(toy), "layers": 2})

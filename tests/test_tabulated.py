@@ -33,10 +33,16 @@ def test_table_holds_at_close_contact_and_is_finite_below_its_first_knot():
         species, edges = torch.tensor([1, 0]), torch.tensor([[0, 1], [1, 0]])
         exact = model(species, edges, vec, 2).sum()
         assert float(table(species, edges, vec, 2).sum()) == pytest.approx(float(exact), rel=tol)
-    vec = torch.tensor([[0.05, 0.0, 0.0], [-0.05, 0.0, 0.0]], dtype=torch.float64, requires_grad=True)
-    energy = table(torch.tensor([1, 0]), torch.tensor([[0, 1], [1, 0]]), vec, 2).sum()
-    (grad,) = torch.autograd.grad(energy, vec)
-    assert torch.isfinite(energy) and torch.isfinite(grad).all() and float(grad[0, 0]) < 0  # still repulsive
+
+    def force_on_pair(r):
+        vec = torch.tensor([[r, 0.0, 0.0], [-r, 0.0, 0.0]], dtype=torch.float64, requires_grad=True)
+        energy = table(torch.tensor([1, 0]), torch.tensor([[0, 1], [1, 0]]), vec, 2).sum()
+        (grad,) = torch.autograd.grad(energy, vec)
+        assert torch.isfinite(energy) and torch.isfinite(grad).all()
+        return -float(grad[0, 0])  # along r: positive pushes the atoms apart
+    # below the first knot (0.2 Å) the repulsion keeps growing as 1/r^2 instead of staying constant
+    assert 0 < force_on_pair(0.19) < force_on_pair(0.1) < force_on_pair(0.05)
+    assert force_on_pair(0.05) == pytest.approx(force_on_pair(0.1) * 4, rel=1e-9)
 
 
 def test_artifact_records_the_table_and_its_error(tmp_path, reference_data):

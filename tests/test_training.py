@@ -125,6 +125,9 @@ def test_compiled_artifact_matches_checkpoint(small_run, tmp_path):
                 "training_data_sha256", "test_metrics", "tier"):
         assert key in meta, key
     assert meta["species"] == [1, 6, 8] and meta["units"]["energy"] == "eV" and meta["dtype"] == "float64"
+    # the closest approach per element pair in the training frames: bonds, not overlaps
+    assert set(meta["min_distances"]) == {"H-H", "H-C", "H-O", "C-C", "C-O"}  # model order; one O per molecule
+    assert 0.8 < meta["min_distances"]["H-O"] < 1.1 and 1.3 < meta["min_distances"]["C-C"] < 1.7
     info = _ffkit("info", tmp_path / "model.pt")
     assert json.loads(info.stdout)["cutoff"] == meta["cutoff"]
     ck = evaluate_model(out / "best.pt", frames)

@@ -5,8 +5,9 @@ learned pair potential) is a fixed function phi_ab(r). `ffkit compile` replaces 
 cubic Hermite spline on a uniform grid, with values and derivatives taken exactly (autograd) at
 the knots, so per edge the engine does one table lookup and a cubic instead of Bessel functions,
 exponentials and powers. The interpolation error is measured at compile time and recorded in the
-artifact's metadata. Below the first knot the spline continues linearly (still repulsive, never
-NaN); two atoms that close have left every physical regime anyway.
+artifact's metadata. Below the first knot a repulsive pair continues as a/r + b (matched value and
+slope), so the force keeps growing as atoms close in; engines also warn or stop below the closest
+approach seen in training (artifact `min_distances`).
 """
 
 import copy
@@ -41,7 +42,14 @@ class TabulatedPair(PairTerm):
         rows = (first * self.n_species + second) * self.n_knots + interval.to(torch.int64)
         c = self.coefficients.to(r.dtype).index_select(0, rows)
         cubic = ((c[:, 3] * t + c[:, 2]) * t + c[:, 1]) * t + c[:, 0]
-        energy = torch.where(x < 0.0, c[:, 0] + c[:, 1] * t, cubic)
+        # below the first knot a repulsive pair continues as a/r + b (the screened-nuclear 1/r growth,
+        # value and slope matched at the knot), so closer atoms are pushed apart ever harder; a pair
+        # not repulsive there continues linearly
+        slope = c[:, 1] / self.spacing
+        a = -slope * self.r_first * self.r_first
+        inverse = a / r + (c[:, 0] - a / self.r_first)
+        below = torch.where(slope < 0.0, inverse, c[:, 0] + c[:, 1] * t)
+        energy = torch.where(x < 0.0, below, cubic)
         return torch.where(r < self.cutoff, energy, torch.zeros_like(energy))
 
 
