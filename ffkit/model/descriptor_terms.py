@@ -4,7 +4,7 @@ Both are strictly local: an atom's energy depends only on neighbours within the 
 and all per-edge work is one radial mix, the monomials of r^ and one scatter (`CartesianMoments`).
 """
 
-from typing import List
+from typing import List, Tuple
 
 import torch
 from torch import nn
@@ -57,16 +57,21 @@ class ManyBodyML(nn.Module):
         self.register_buffer("triu", upper_triangle(n_channels))
         self.mix_vector = nn.Linear(n_channels, n_coupled, bias=False)
         self.mix_tensor = nn.Linear(n_channels, n_coupled, bias=False)
-        n_features = n_channels + (max(l_max, 2) + 1) * n_channels * (n_channels + 1) // 2 + 2 * n_coupled ** 3
-        self.readout = ElementNetworks(n_species, n_features, hidden, shared_readout)
+        self.n_features = n_channels + (max(l_max, 2) + 1) * n_channels * (n_channels + 1) // 2 + 2 * n_coupled ** 3
+        self.readout = ElementNetworks(n_species, self.n_features, hidden, shared_readout)
 
-    def features(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
-                 lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
+    def moments_and_invariants(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
+                               lengths: torch.Tensor, n_atoms: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The moments (N, K, M) and their 3- and 4-body invariants (N, F) of atoms 0..n_atoms-1."""
         m = self.moments(species, edge_index, vectors, lengths, n_atoms)
         v = self.mix_vector(m[:, :, 1:4].transpose(1, 2)).transpose(1, 2)
         t = m.index_select(2, self.matrix_index).view(m.shape[0], m.shape[1], 3, 3)
         t = self.mix_tensor(t.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        return torch.cat([three_body(m, self.weights.to(m.dtype), self.bounds, self.triu), four_body(v, t)], dim=1)
+        return m, torch.cat([three_body(m, self.weights.to(m.dtype), self.bounds, self.triu), four_body(v, t)], dim=1)
+
+    def features(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
+                 lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
+        return self.moments_and_invariants(species, edge_index, vectors, lengths, n_atoms)[1]
 
     def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                 lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:

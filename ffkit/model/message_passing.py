@@ -17,31 +17,22 @@ from typing import List, Sequence
 import torch
 from torch import nn
 
-from .invariants import RankSlices, four_body, three_body, upper_triangle
+from .descriptor_terms import ManyBodyML
+from .invariants import upper_triangle
 from .moments import CartesianMoments
 from .readout import ElementNetworks
 
 
-class MessagePassingML(nn.Module):
+class MessagePassingML(ManyBodyML):
     def __init__(self, n_species: int, cutoff: float, n_basis: int, n_channels: int, n_coupled: int,
                  hidden: List[int], l_max: int = 4, state_channels: int = 16, state_hidden: Sequence[int] = (64,),
                  message_l_max: int = 2, avg_neighbors: float = 10.0, shared_readout: bool = True,
                  radial_per_rank: bool = True):
-        super().__init__()
-        self.cutoff = float(cutoff)
+        super().__init__(n_species, cutoff, n_basis, n_channels, n_coupled, hidden, l_max, avg_neighbors,
+                         shared_readout, radial_per_rank)
         self.layers = 2
         self.n_species = n_species
-        l_max = max(l_max, 2)
-        self.moments = CartesianMoments(n_species, cutoff, n_basis, n_channels, l_max, avg_neighbors,
-                                        radial_per_rank)
-        slices = RankSlices(l_max)
-        self.bounds: List[int] = slices.bounds
-        self.register_buffer("weights", slices.weights)
-        self.register_buffer("matrix_index", slices.matrix_index.flatten())
-        self.register_buffer("triu", upper_triangle(n_channels))
-        self.mix_vector = nn.Linear(n_channels, n_coupled, bias=False)
-        self.mix_tensor = nn.Linear(n_channels, n_coupled, bias=False)
-        n_first = n_channels + (l_max + 1) * n_channels * (n_channels + 1) // 2 + 2 * n_coupled ** 3
+        n_first = self.n_features
         # the state network reads standardised B1 and the element (one-hot)
         self.register_buffer("first_mean", torch.zeros(n_first))
         self.register_buffer("first_std", torch.ones(n_first))
@@ -60,15 +51,6 @@ class MessagePassingML(nn.Module):
                                                            + n_channels * state_channels)
         self.readout = ElementNetworks(n_species, n_first + n_second, hidden, shared_readout)
 
-    def first_layer(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
-                    lengths: torch.Tensor, n_total: int):
-        m = self.moments(species, edge_index, vectors, lengths, n_total)
-        v = self.mix_vector(m[:, :, 1:4].transpose(1, 2)).transpose(1, 2)
-        t = m.index_select(2, self.matrix_index).view(m.shape[0], m.shape[1], 3, 3)
-        t = self.mix_tensor(t.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        b1 = torch.cat([three_body(m, self.weights.to(m.dtype), self.bounds, self.triu), four_body(v, t)], dim=1)
-        return m, b1
-
     def states(self, b1: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         one_hot = torch.nn.functional.one_hot(species, self.n_species).to(b1.dtype)
         return self.state(torch.cat([(b1 - self.first_mean) / self.first_std, one_hot], dim=1))
@@ -78,7 +60,7 @@ class MessagePassingML(nn.Module):
         # layer 1 for the centres only: local atoms, then the ghosts that are centres (numbered before
         # the ghosts that are only neighbours, as ghost_layout(layers=2) numbers them)
         n_centres = max(n_atoms, int(edge_index[0].max()) + 1) if edge_index.shape[1] > 0 else n_atoms
-        m1, b1 = self.first_layer(species, edge_index, vectors, lengths, n_centres)
+        m1, b1 = self.moments_and_invariants(species, edge_index, vectors, lengths, n_centres)
         h = self.states(b1, species[:n_centres])
         local = edge_index[0] < n_atoms
         if not bool(local.all()):
@@ -99,11 +81,7 @@ class MessagePassingML(nn.Module):
     def set_statistics(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                        lengths: torch.Tensor, n_atoms: int, energy_scale: float) -> None:
         """Standardise B1 for the state network, then [B1, B2] for the readout (data-dependent init)."""
-        _, b1 = self.first_layer(species, edge_index, vectors, lengths, species.shape[0])
+        _, b1 = self.moments_and_invariants(species, edge_index, vectors, lengths, species.shape[0])
         self.first_mean.copy_(b1.mean(0))
         self.first_std.copy_(b1.std(0).clamp_min(1e-6))
         self.readout.set_statistics(self.features(species, edge_index, vectors, lengths, n_atoms), energy_scale)
-
-    def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
-                lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
-        return self.readout(self.features(species, edge_index, vectors, lengths, n_atoms), species[:n_atoms])
