@@ -15,7 +15,7 @@ import torch
 from ase.data import atomic_masses, chemical_symbols
 from torch import nn
 
-from . import __version__
+from . import __version__, precision
 from .errors import FFKitError
 from .model.forcefield import ForceField
 from .model.tabulated import tabulate_pair_terms
@@ -23,6 +23,11 @@ from .model.tabulated import tabulate_pair_terms
 FORMAT = "ffkit-artifact"
 FORMAT_VERSION = 1
 UNITS = {"energy": "eV", "length": "angstrom", "force": "eV/angstrom"}
+
+
+def forces_from_pair_gradients(grad: torch.Tensor, edge_index: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """-dE/dx from dE/dr_ij, r_ij = x_j - x_i: each pair's gradient pulls on i and pushes on j."""
+    return torch.zeros_like(positions).index_add(0, edge_index[0], grad).index_add(0, edge_index[1], -grad)
 
 
 class LammpsConvention(nn.Module):
@@ -51,7 +56,7 @@ class LammpsConvention(nn.Module):
         grad = grads[0]
         if grad is None:
             grad = torch.zeros_like(vectors)
-        forces = torch.zeros_like(positions).index_add(0, edge_index[0], grad).index_add(0, edge_index[1], -grad)
+        forces = forces_from_pair_gradients(grad, edge_index, positions)
         if not compute_virial:
             return atom_energy.detach(), forces, torch.zeros(0, 6, dtype=positions.dtype)
         w = -vectors.detach().unsqueeze(-1) * grad.unsqueeze(-2)
@@ -101,9 +106,7 @@ def compile_model(model: ForceField, path, dtype: str = "float64", checkpoint: O
     With `tabulate`, the pairwise terms run as one spline table (ffkit.model.tabulated); the
     table's measured interpolation error goes into the metadata.
     """
-    torch_dtype = {"float32": torch.float32, "float64": torch.float64}.get(dtype)
-    if torch_dtype is None:
-        raise FFKitError(f"--dtype must be float32 or float64, not {dtype!r}")
+    torch_dtype = precision.torch_dtype(dtype)
     tabulated = tabulate_pair_terms(model) if tabulate else {"model": model, "tabulated": None}
     module = LammpsConvention(copy.deepcopy(tabulated["model"]).to(torch_dtype).eval())
     meta = metadata(model, "lammps", torch_dtype, checkpoint, test_metrics,
@@ -121,9 +124,7 @@ def recast_artifact(source, path, dtype: str) -> Dict[str, Any]:
     Weights trained in float32 survive float64 -> float32 exactly, so this equals compiling the
     checkpoint in `dtype` (spline tables are computed in float64 either way, then rounded).
     """
-    torch_dtype = {"float32": torch.float32, "float64": torch.float64}.get(dtype)
-    if torch_dtype is None:
-        raise FFKitError(f"--dtype must be float32 or float64, not {dtype!r}")
+    torch_dtype = precision.torch_dtype(dtype)
     meta = read_metadata(source)
     module, _ = load_artifact(source, engine="lammps")
     module = module.to(torch_dtype)

@@ -14,7 +14,9 @@ from ase.calculators.calculator import Calculator, all_changes
 from .artifact import load_artifact
 from .datasets import MIN_DISTANCE
 from .errors import DataError
+from .graphs import species_indices
 from .neighbors import ghost_layout
+from .precision import torch_dtype
 
 
 class FFKitCalculator(Calculator):
@@ -30,10 +32,9 @@ class FFKitCalculator(Calculator):
         self.committee = "committee" in self.metadata
         if self.committee:
             self.implemented_properties = self.implemented_properties + ["forces_std", "max_force_std"]
-        self.dtype = {"float32": torch.float32, "float64": torch.float64}[self.metadata["dtype"]]
+        self.dtype = torch_dtype(self.metadata["dtype"], what=f"{model_path}: metadata 'dtype'")
         self.cutoff = float(self.metadata["cutoff"])
         self.layers = int(self.metadata.get("layers", 1))  # 2: ghosts need their own neighbours
-        self.lookup: Dict[int, int] = {int(z): i for i, z in enumerate(self.metadata["species"])}
         self.threads = threads  # torch threads while this calculator computes; the global setting is restored
 
     def _refuse_overlaps(self, layout) -> None:
@@ -48,14 +49,6 @@ class FFKitCalculator(Calculator):
                             f"(< {MIN_DISTANCE} Å): overlapping atoms, where the model's energy is not defined; "
                             "fix the structure (a duplicated atom?)")
 
-    def _species(self, numbers: np.ndarray) -> np.ndarray:
-        unknown = sorted({int(z) for z in numbers} - set(self.lookup))
-        if unknown:
-            from ase.data import chemical_symbols
-            raise DataError(f"element(s) {', '.join(chemical_symbols[z] for z in unknown)} not in model "
-                            f"{self.model_path} (it knows {', '.join(self.metadata['species_symbols'])})")
-        return np.array([self.lookup[int(z)] for z in numbers], dtype=np.int64)
-
     def calculate(self, atoms=None, properties: List[str] = ("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         previous = torch.get_num_threads()
@@ -69,7 +62,7 @@ class FFKitCalculator(Calculator):
     def _calculate(self, atoms, properties: List[str]) -> None:
         if len(atoms) == 0:
             raise DataError(f"FFKitCalculator({self.model_path}): the Atoms object has no atoms; give it a structure")
-        species = self._species(atoms.numbers)
+        species = species_indices(atoms.numbers, self.metadata["species"], f"model {self.model_path}")
         pbc = np.asarray(atoms.pbc, dtype=bool)
         layout = ghost_layout(atoms.positions, np.asarray(atoms.cell), pbc, self.cutoff, self.layers)
         self._refuse_overlaps(layout)

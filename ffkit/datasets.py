@@ -41,8 +41,8 @@ class Frame:
     @property
     def where(self) -> str:
         """'file, frame k': how messages about this frame start."""
-        file, index = self.source.rsplit(":", 1)
-        return f"{file}, frame {index}"
+        file, sep, index = self.source.rpartition(":")
+        return f"{file}, frame {index}" if sep else self.source
 
 
 @dataclass

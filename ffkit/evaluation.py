@@ -1,24 +1,15 @@
 """`ffkit test`: errors of a checkpoint or a compiled artifact on a labelled data set."""
 
 import json
-import zipfile
 from pathlib import Path
 from typing import Any, Dict, List
 
 import numpy as np
 import torch
 
+from .artifact import is_artifact
 from .datasets import Frame
 from .metrics import error_metrics
-
-
-def is_artifact(path) -> bool:
-    """Artifacts are TorchScript zips holding extra/metadata.json; checkpoints are not."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any(n.endswith("extra/metadata.json") for n in zf.namelist())
-    except zipfile.BadZipFile:
-        return False
 
 
 def evaluate_artifact(path, frames: List[Frame]) -> Dict[str, Any]:

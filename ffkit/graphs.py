@@ -43,23 +43,24 @@ class Graph:
                      self.batch, self.n_frames, conv(self.energy), conv(self.forces), conv(self.cell))
 
 
-def species_indices(frame: Frame, species: Sequence[int]) -> np.ndarray:
-    """Map atomic numbers to model species indices, refusing elements the model does not know."""
+def species_indices(numbers, species: Sequence[int], where: str) -> np.ndarray:
+    """Map atomic numbers to model species indices, refusing elements the model does not know
+    (`where` names the structure in the message)."""
     lookup = {int(z): i for i, z in enumerate(species)}
-    unknown = sorted({int(z) for z in frame.numbers} - set(lookup))
+    unknown = sorted({int(z) for z in numbers} - set(lookup))
     if unknown:
         from ase.data import chemical_symbols
         names = ", ".join(chemical_symbols[z] for z in unknown)
         known = ", ".join(chemical_symbols[z] for z in species)
-        raise DataError(f"{frame.where}: element(s) {names} not in the model (it knows {known}); "
-                        "train a model that includes them or remove these structures")
-    return np.array([lookup[int(z)] for z in frame.numbers], dtype=np.int64)
+        raise DataError(f"{where}: element(s) {names} not in the model (it knows {known}); "
+                        "use a model that includes them or remove these structures")
+    return np.array([lookup[int(z)] for z in numbers], dtype=np.int64)
 
 
 def frame_graph(frame: Frame, species: Sequence[int], cutoff: float) -> Graph:
     edge_index, shifts = edges(frame.positions, frame.cell, frame.pbc, cutoff)
     return Graph(
-        species=torch.from_numpy(species_indices(frame, species)),
+        species=torch.from_numpy(species_indices(frame.numbers, species, frame.where)),
         positions=torch.from_numpy(np.asarray(frame.positions, dtype=np.float64)),
         edge_index=torch.from_numpy(np.asarray(edge_index, dtype=np.int64)),
         shifts=torch.from_numpy(np.asarray(shifts, dtype=np.float64)),

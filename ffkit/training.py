@@ -29,11 +29,9 @@ from .errors import FFKitError
 from .graphs import Graph, collate, frame_graph
 from .metrics import error_metrics
 from .model.tiers import force_loss, learning_rate, resolve_terms, training_steps, weight_decay
+from .precision import torch_dtype
 from .predict import energy_and_forces
 from .reference import fit_reference_energies, isolated_atom_energies
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
 
 class _EnergyForces(nn.Module):
     """Wraps the model so DistributedDataParallel sees one forward that yields E and F."""
@@ -94,7 +92,7 @@ class Trainer:
         self.rank = int(os.environ.get("RANK", "0"))
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("gloo")
-        self.dtype = DTYPES[cfg.dtype]
+        self.dtype = torch_dtype(cfg.dtype)
         self.elapsed = 0.0  # training seconds so far (restored on resume); the LR schedule reads it
         self._load_data()
         self.out.mkdir(parents=True, exist_ok=True)  # after the data are read: bad input leaves no folder

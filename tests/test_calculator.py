@@ -72,7 +72,7 @@ def test_unknown_element_is_refused(model_and_artifact):
     _, path = model_and_artifact
     atoms = Atoms("CH4", positions=np.random.default_rng(0).normal(size=(5, 3)) * 2)
     atoms.calc = FFKitCalculator(path)
-    with pytest.raises(DataError, match="element.*C.*not in model.*knows H, O"):
+    with pytest.raises(DataError, match="element.*C.*not in the model.*knows H, O"):
         atoms.get_potential_energy()
 
 

@@ -28,8 +28,10 @@ import torch
 from ase.data import chemical_symbols
 from torch import nn
 
-from ffkit.artifact import FORMAT_VERSION, UNITS, load_artifact, metadata as artifact_metadata
+from ffkit.artifact import FORMAT_VERSION, UNITS, forces_from_pair_gradients, load_artifact
+from ffkit.artifact import metadata as artifact_metadata
 from ffkit.errors import FFKitError
+from ffkit.precision import torch_dtype
 from ffkit.units import KJ_PER_MOL_PER_EV
 
 NM_TO_ANGSTROM = 10.0
@@ -37,7 +39,6 @@ LAYOUTS: Dict[str, List[str]] = {
     "positions": ["atom-positions", "atom-numbers", "box", "pbc"],
     "pairs": ["atom-positions", "atom-numbers", "atom-pairs", "pair-shifts"],
 }
-PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
 INTERFACE_UNITS = {"energy": "kJ/mol", "length": "nm", "force": "kJ/mol/nm"}
 PAIR_BLOCK = 1 << 21  # candidate pairs per block in the pair search (memory ~ 100 bytes each)
 # Up to this many atoms checking all pairs beats building a cell list (measured on 1 core: 9 atoms
@@ -139,7 +140,7 @@ class NNPotModule(nn.Module):
         grad = torch.autograd.grad([atom_energy.sum()], [vectors], allow_unused=True)[0]
         if grad is None:
             grad = torch.zeros_like(vectors)
-        forces = torch.zeros_like(x).index_add(0, edge_index[0], grad).index_add(0, edge_index[1], -grad)
+        forces = forces_from_pair_gradients(grad, edge_index, x)
         return energy.detach(), (forces * (self.kj_per_mol_per_ev * self.nm)).to(torch.float32)
 
     def _periodic_cell(self, box: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
@@ -351,13 +352,11 @@ def compile_nnpot(model: nn.Module, path, *, layout: str = "positions", return_f
     if layout not in LAYOUTS:
         raise FFKitError(f"unknown NNPot input layout {layout!r}; use 'positions' (GROMACS 2025 and 2026) "
                          "or 'pairs' (GROMACS 2026: atom-pairs and pair-shifts from GROMACS's pair list)")
-    if precision not in PRECISIONS:
-        raise FFKitError(f"NNPot precision must be float32 or float64, not {precision!r}")
+    compute_dtype = torch_dtype(precision, what="NNPot precision")
     path = Path(path)
     if path.suffix != ".pt":
         raise FFKitError(f"{path}: GROMACS loads NNPot models only from files ending in .pt; "
                          f"use --out {path.with_suffix('.pt')}")
-    compute_dtype = PRECISIONS[precision]
     with torch.no_grad():               # a TorchScript model's deepcopy is otherwise recorded by autograd
         wrapped = copy.deepcopy(model)
     for p in wrapped.parameters():
