@@ -33,6 +33,7 @@ from .precision import torch_dtype
 from .predict import energy_and_forces
 from .reference import fit_reference_energies, isolated_atom_energies
 
+
 class _EnergyForces(nn.Module):
     """Wraps the model so DistributedDataParallel sees one forward that yields E and F."""
 
