@@ -469,19 +469,26 @@ def merge(records, out: Path) -> list:
 
 
 def markdown(records) -> str:
+    """The table: one row per model and data set, with its cost as a multiple of ffkit `accurate`'s on that box."""
+    reference = {r["dataset"]: r["us_per_atom"] for r in records
+                 if r["peer"] == "ffkit accurate" and r.get("us_per_atom")}
     lines = ["# Peers trained and timed on this machine", "",
              "`python benchmarks/peers.py` (see its docstring): each peer trained with its own trainer on ffkit's "
              "splits, one core; test errors scored by ffkit's metrics; speed is one energy + forces call on the "
-             "`ffkit bench` box, 1 thread, beside ffkit's artifacts in the same run.", "",
+             "`ffkit bench` box, 1 thread, beside ffkit's artifacts in the same run. `committed` rows are the "
+             "artifacts in benchmarks/models, trained by benchmarks/accuracy.py with the same budgets.", "",
              "| data | model | budget | train time (min) | epochs | params | E MAE (meV) | F MAE (meV/Å) | "
-             "F RMSE (meV/Å) | µs/atom (E+F) | box atoms |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "F RMSE (meV/Å) | µs/atom (E+F) | × ffkit accurate | box atoms |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in records:
         def cell(key, fmt):
             return format(r[key], fmt) if r.get(key) is not None else "–"
-        lines.append(f"| {r['dataset']} | {r['peer']} | {r['budget']} | {cell('train_minutes', '.1f')} | "
-                     f"{cell('epochs', 'd') if r.get('epochs') else cell('steps', 'd') + ' steps'} | "
-                     f"{cell('n_params', 'd')} | {cell('e_mae_meV', '.2f')} | "
-                     f"{cell('f_mae_meV_A', '.2f')} | {cell('f_rmse_meV_A', '.2f')} | {cell('us_per_atom', '.0f')} | "
+        epochs = cell("steps", "d") + " steps" if r.get("steps") and not r.get("epochs") else cell("epochs", "d")
+        ratio = (f"{r['us_per_atom'] / reference[r['dataset']]:.2g}"
+                 if r.get("us_per_atom") and r["dataset"] in reference else "–")
+        lines.append(f"| {r['dataset']} | {r['peer']} | {r['budget']} | {cell('train_minutes', '.1f')} | {epochs} | "
+                     f"{cell('n_params', 'd')} | {cell('e_mae_meV', '.2f')} | {cell('f_mae_meV_A', '.2f')} | "
+                     f"{cell('f_rmse_meV_A', '.2f')} | {cell('us_per_atom', '.0f')} | {ratio} | "
                      f"{cell('box_atoms', 'd')} |")
     return "\n".join(lines) + "\n"
 
