@@ -147,6 +147,10 @@ def run_with_budget(cmd, cwd: Path, minutes: float, log: Path, env=None) -> floa
     return time.perf_counter() - start
 
 
+class NothingTrained(Exception):
+    """The budget ended before the peer saved a model: a result too, recorded as such."""
+
+
 def trained_seconds(run: Path, train) -> float:
     """Train once: a finished budget run leaves train.done (its seconds), so a rerun goes straight on to testing."""
     done = run / "train.done"
@@ -197,7 +201,7 @@ def train_mace(data: Path, run: Path, budget: str, minutes: float) -> dict:
     pattern = re.compile(r"peer_run-0_epoch-(\d+)(_swa)?\.pt$")
     epochs_saved = [int(m.group(1)) for p in (run / "checkpoints").glob("*.pt") if (m := pattern.search(p.name))]
     if not epochs_saved:
-        raise SystemExit(f"peers: MACE wrote no checkpoint in {minutes} min ({log})")
+        raise NothingTrained(f"MACE finished no epoch in {minutes:g} min ({log})")
     if not (run / "peer.model").is_file():
         finish = dict(settings, max_num_epochs=max(epochs_saved))  # loads that checkpoint, trains no further
         subprocess.run([cli, *mace_args(data, finish)], cwd=run, check=True, stdout=open(run / "finish.log", "w"),
@@ -298,7 +302,7 @@ def train_allegro(data: Path, run: Path, budget: str, minutes: float) -> dict:
     seconds = trained_seconds(run, lambda: run_with_budget(cmd, run, minutes + 10, run / "train.log"))
     best = run / "out" / "best.ckpt"
     if not best.is_file():
-        raise SystemExit(f"peers: Allegro wrote no best checkpoint ({run / 'train.log'})")
+        raise NothingTrained(f"Allegro finished no epoch in {minutes:g} min ({run / 'train.log'})")
     # nequip-compile refuses TorchScript with torch >= 2.10; the checkpoint runs eagerly through NequIPCalculator
     import torch
 
@@ -486,8 +490,9 @@ def markdown(records) -> str:
         epochs = cell("steps", "d") + " steps" if r.get("steps") and not r.get("epochs") else cell("epochs", "d")
         ratio = (f"{r['us_per_atom'] / reference[r['dataset']]:.2g}"
                  if r.get("us_per_atom") and r["dataset"] in reference else "–")
+        force = r.get("note") or cell("f_mae_meV_A", ".2f")
         lines.append(f"| {r['dataset']} | {r['peer']} | {r['budget']} | {cell('train_minutes', '.1f')} | {epochs} | "
-                     f"{cell('n_params', 'd')} | {cell('e_mae_meV', '.2f')} | {cell('f_mae_meV_A', '.2f')} | "
+                     f"{cell('n_params', 'd')} | {cell('e_mae_meV', '.2f')} | {force} | "
                      f"{cell('f_rmse_meV_A', '.2f')} | {cell('us_per_atom', '.0f')} | {ratio} | "
                      f"{cell('box_atoms', 'd')} |")
     return "\n".join(lines) + "\n"
@@ -518,7 +523,17 @@ def main(argv=None) -> int:
             record_file = run / "record.json"
             if "train" in args.stage:
                 run.mkdir(parents=True, exist_ok=True)
-                trained = TRAINERS[peer](data, run, args.budget, args.minutes or budget_minutes(dataset, args.budget))
+                minutes = args.minutes or budget_minutes(dataset, args.budget)
+                try:
+                    trained = TRAINERS[peer](data, run, args.budget, minutes)
+                except NothingTrained as exc:
+                    record = {"peer": peer, "dataset": dataset, "budget": args.budget, "train_minutes": minutes,
+                              "note": str(exc).split(" (")[0], "test_sha256": dataset_hash(test_frames),
+                              "package": " ".join(PACKAGES[peer]), "date": time.strftime("%Y-%m-%d")}
+                    record_file.write_text(json.dumps(record, indent=1))
+                    records.append(record)
+                    print(f"peers: {exc}", flush=True)
+                    continue
                 metrics = test(peer, trained["model"], data, test_frames)
                 record = {"peer": peer, "dataset": dataset, "budget": args.budget, "model": str(trained["model"]),
                           "train_minutes": trained["seconds"] / 60.0, "epochs": trained["epochs"],
@@ -535,7 +550,7 @@ def main(argv=None) -> int:
                 continue
             record = json.loads(record_file.read_text())
             record.setdefault("test_sha256", dataset_hash(test_frames))
-            if "time" in args.stage:
+            if "time" in args.stage and "note" not in record:
                 timing = time_peer(peer, Path(record["model"]), box, args.repeats)
                 record.update({"us_per_atom": timing["us_per_atom"], "box_atoms": timing["atoms"]})
             records.append(record)
