@@ -108,13 +108,11 @@ def ghost_layout(positions, cell, pbc, cutoff: float, layers: int = 1) -> GhostL
 
 
 def _two_shell_layout(positions: np.ndarray, cell: np.ndarray, i, j, shifts) -> GhostLayout:
-    """Atoms are (owner, image shift): locals (shift 0), then ghosts in order of first appearance
-    among the edges of the local atoms, then of the first-shell ghosts."""
+    """Atoms are (owner, image shift): locals (shift 0), then the first shell numbered as the one-shell
+    layout numbers it, then the second shell in order of first appearance."""
     n_local = len(positions)
-    first, count = np.unique(i, return_index=True, return_counts=True)[1:]
-    starts = np.zeros(n_local, dtype=np.int64)
-    counts = np.zeros(n_local, dtype=np.int64)
-    starts[i[first]], counts[i[first]] = first, count
+    starts = np.searchsorted(i, np.arange(n_local))  # pairs are sorted by i
+    counts = np.bincount(i, minlength=n_local)
     # first-shell ghosts: the images among local atoms' neighbours, as in the one-shell layout
     is_image = np.any(shifts != 0, axis=1)
     shell = np.unique(np.column_stack([j[is_image], shifts[is_image]]), axis=0)

@@ -29,13 +29,12 @@ class ForceField(nn.Module):
         """Per-atom energies (eV) of atoms 0..n_atoms-1; r_ij = vectors (Å) for each edge (i, j)."""
         lengths = torch.linalg.vector_norm(vectors, dim=-1)
         energy = self.reference_energies.to(vectors.dtype)[species[:n_atoms]]
-        # with message passing, ghosts are centres too (their states feed local atoms); strictly
-        # local terms see only the local atoms' edges
-        local = edge_index[0] < n_atoms
         for k, term in enumerate(self.terms):
             keep = lengths < term.cutoff
+            # with message passing, ghosts are centres too (their states feed local atoms); strictly
+            # local terms see only the local atoms' edges
             if self.layers > 1 and self.term_layers[k] == 1:
-                keep = keep & local
+                keep = keep & (edge_index[0] < n_atoms)
             if bool(keep.all()):
                 energy = energy + term(species, edge_index, vectors, lengths, n_atoms)
             else:
