@@ -40,7 +40,7 @@ TEST_FRACTION = 0.1
 
 def training_budget(tier: str, periodic: bool) -> dict:
     """TrainConfig fields for one tier: epochs, max_minutes, batch_size, lr, n_valid."""
-    from .model.tiers import learning_rate
+    from .recipes import learning_rate
 
     epochs, molecule_minutes, periodic_minutes, batch = BUDGETS[tier]
     lr = learning_rate(tier)

@@ -18,13 +18,13 @@ class TrainConfig:
     n_valid: Union[int, float] = 0.1      # int = frames, float = fraction held out (seeded)
     tier: Optional[str] = "balanced"
     terms: Optional[Dict[str, Any]] = None  # per-term overrides or a custom mix (see ffkit.model.tiers)
-    epochs: Optional[int] = None          # None = the tier's optimiser steps (ffkit.model.tiers.TRAINING_STEPS)
+    epochs: Optional[int] = None          # None = the tier's optimiser steps (ffkit.recipes.TRAINING_STEPS)
     batch_size: int = 8
-    lr: Optional[float] = None            # Adam learning rate; None = the tier's (ffkit.model.tiers.LEARNING_RATES)
+    lr: Optional[float] = None            # Adam learning rate; None = the tier's (ffkit.recipes.LEARNING_RATES)
     lr_min_factor: float = 0.01           # cosine decay to lr * lr_min_factor
     energy_weight: float = 1.0            # on (per-atom energy error)^2, eV^2
     force_weight: float = 10.0            # on the force component penalty (see force_loss)
-    force_loss: Optional[str] = None      # "mse" or "huber"; None = the tier's (ffkit.model.tiers.FORCE_LOSSES)
+    force_loss: Optional[str] = None      # "mse" or "huber"; None = the tier's (ffkit.recipes.FORCE_LOSSES)
     huber_delta: float = 0.01             # eV/Å: the Huber penalty is quadratic below, linear above
     ema_decay: float = 0.99               # exponential moving average of weights; 0 = off
     weight_decay: Optional[float] = None  # AdamW decay of the atomic networks' weights; None = the tier's

@@ -28,9 +28,10 @@ from .datasets import Frame, dataset_hash, read_frames, split_frames
 from .errors import FFKitError
 from .graphs import Graph, collate, frame_graph
 from .metrics import error_metrics
-from .model.tiers import force_loss, learning_rate, resolve_terms, training_steps, weight_decay
+from .model.tiers import resolve_terms
 from .precision import torch_dtype
 from .predict import energy_and_forces
+from .recipes import force_loss, learning_rate, training_steps, weight_decay
 from .reference import fit_reference_energies, isolated_atom_energies
 
 
@@ -157,7 +158,7 @@ class Trainer:
         probe = model_from_spec({"species": self.species, "reference_energies": [0.0] * len(self.species),
                                  "terms": terms, "avg_neighbors": 1.0})
         self._graphs(probe.cutoff)
-        ml_cutoffs = [t.cutoff for t in probe.terms if hasattr(t, "readout")]
+        ml_cutoffs = [t.cutoff for t in probe.terms if t.learned_readout() is not None]
         avg_neighbors = self._mean_neighbours(min(ml_cutoffs)) if ml_cutoffs else 1.0
         torch.manual_seed(cfg.seed)
         self.spec = {"tier": cfg.tier, "terms": terms, "species": self.species,
@@ -185,13 +186,9 @@ class Trainer:
         vectors = sample.positions[sample.edge_index[1]] - sample.positions[sample.edge_index[0]] + sample.shifts
         lengths = torch.linalg.vector_norm(vectors, dim=-1)
         for term in self.model.terms:
-            if hasattr(term, "readout"):
-                keep = lengths < term.cutoff
-                args = (sample.species, sample.edge_index[:, keep], vectors[keep], lengths[keep], sample.n_atoms)
-                if hasattr(term, "set_statistics"):
-                    term.set_statistics(*args, force_rms)
-                else:
-                    term.readout.set_statistics(term.features(*args), force_rms)
+            keep = lengths < term.cutoff
+            term.set_statistics(sample.species, sample.edge_index[:, keep], vectors[keep], lengths[keep],
+                                sample.n_atoms, force_rms)
         self._refit_reference_energies(self.model, self.train_graphs[:64])
 
     def _refit_reference_energies(self, model: nn.Module, graphs: List[Graph]) -> None:
@@ -242,8 +239,8 @@ class Trainer:
         params = list(self.model.parameters())
         if not decay:
             return torch.optim.Adam(params, lr=lr, amsgrad=True, foreach=True)
-        decayed = {id(m.weight) for term in self.model.terms if hasattr(term, "readout")
-                   for m in term.readout.modules() if isinstance(m, nn.Linear)}
+        readouts = [r for r in (term.learned_readout() for term in self.model.terms) if r is not None]
+        decayed = {id(m.weight) for r in readouts for m in r.modules() if isinstance(m, nn.Linear)}
         groups = [{"params": [p for p in params if id(p) in decayed], "weight_decay": decay},
                   {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0}]
         return torch.optim.AdamW(groups, lr=lr, amsgrad=True, foreach=True)

@@ -49,6 +49,15 @@ def test_train_refuses_an_out_that_is_a_file(tmp_path):
     assert (tmp_path / "run").read_text() == "precious"
 
 
+def test_train_refuses_an_unknown_term_type_and_names_the_known_ones(tmp_path):
+    config = tmp_path / "terms.yaml"
+    config.write_text("terms:\n  pair: {type: pairs}\n")
+    r = _ffkit(*_train(tmp_path, "--config", config))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert ("unknown term type 'pairs'; known: zbl, dispersion, coulomb, pair, three_body, many_body, "
+            "message_passing") in r.stderr
+
+
 def test_n_valid_zero_trains_on_every_frame(tmp_path):
     from ffkit.config import TrainConfig
     from ffkit.training import Trainer
@@ -60,7 +69,7 @@ def test_n_valid_zero_trains_on_every_frame(tmp_path):
 
 def test_default_budget_is_the_tiers_optimiser_steps(tmp_path):
     from ffkit.config import TrainConfig
-    from ffkit.model.tiers import TRAINING_STEPS
+    from ffkit.recipes import TRAINING_STEPS
     from ffkit.training import Trainer
 
     cfg = TrainConfig(data=ETHANOL, out=str(tmp_path / "run"), tier="fast", max_frames=20, n_valid=2, batch_size=8,

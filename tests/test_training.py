@@ -17,7 +17,7 @@ from ffkit.checkpoints import load_checkpoint, read_checkpoint
 from ffkit.config import TrainConfig
 from ffkit.datasets import read_frames
 from ffkit.evaluation import evaluate_model
-from ffkit.model.tiers import LEARNING_RATES
+from ffkit.recipes import LEARNING_RATES
 from ffkit.training import train
 
 ETHANOL = str(bundled.path("ethanol_train.xyz"))

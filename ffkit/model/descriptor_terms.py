@@ -4,7 +4,7 @@ Both are strictly local: an atom's energy depends only on neighbours within the 
 and all per-edge work is one radial mix, the monomials of r^ and one scatter (`CartesianMoments`).
 """
 
-from typing import List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -12,9 +12,36 @@ from torch import nn
 from .invariants import RankSlices, four_body, three_body, upper_triangle
 from .moments import CartesianMoments
 from .readout import ElementNetworks
+from .term import Term, register_term
 
 
-class ThreeBodyML(nn.Module):
+class DescriptorTerm(Term):
+    """An ML term: atomic networks (`self.readout`, an ElementNetworks) read per-atom invariant
+    features (`features`), standardised with statistics of the training data."""
+
+    @classmethod
+    def from_spec(cls, spec: Dict[str, Any], species: List[int], avg_neighbors: float) -> "DescriptorTerm":
+        return cls(len(species), avg_neighbors=avg_neighbors, **spec)
+
+    def features(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
+                 lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
+        """Invariant features (n_atoms, F) of atoms 0..n_atoms-1 (arguments as in forward)."""
+        raise NotImplementedError
+
+    def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
+                lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
+        return self.readout(self.features(species, edge_index, vectors, lengths, n_atoms), species[:n_atoms])
+
+    def learned_readout(self) -> Optional[ElementNetworks]:
+        return self.readout
+
+    def set_statistics(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
+                       lengths: torch.Tensor, n_atoms: int, energy_scale: float) -> None:
+        self.readout.set_statistics(self.features(species, edge_index, vectors, lengths, n_atoms), energy_scale)
+
+
+@register_term("three_body")
+class ThreeBodyML(DescriptorTerm):
     """Angular power spectrum up to cos^l_max (body order 3) -> per-element networks."""
 
     def __init__(self, n_species: int, cutoff: float, n_basis: int, n_channels: int, hidden: List[int],
@@ -35,12 +62,9 @@ class ThreeBodyML(nn.Module):
         m = self.moments(species, edge_index, vectors, lengths, n_atoms)
         return three_body(m, self.weights.to(m.dtype), self.bounds, self.triu)
 
-    def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
-                lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
-        return self.readout(self.features(species, edge_index, vectors, lengths, n_atoms), species[:n_atoms])
 
-
-class ManyBodyML(nn.Module):
+@register_term("many_body")
+class ManyBodyML(DescriptorTerm):
     """Three-body power spectrum plus four-body invariants of rank-1/rank-2 moments (ACE-like)."""
 
     def __init__(self, n_species: int, cutoff: float, n_basis: int, n_channels: int, n_coupled: int,
@@ -72,7 +96,3 @@ class ManyBodyML(nn.Module):
     def features(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                  lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
         return self.moments_and_invariants(species, edge_index, vectors, lengths, n_atoms)[1]
-
-    def forward(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
-                lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
-        return self.readout(self.features(species, edge_index, vectors, lengths, n_atoms), species[:n_atoms])

@@ -10,16 +10,18 @@ from typing import Dict, List
 import torch
 from torch import nn
 
+from .term import Term
+
 
 class ForceField(nn.Module):
-    def __init__(self, species: List[int], terms: Dict[str, nn.Module], reference_energies: List[float]):
+    def __init__(self, species: List[int], terms: Dict[str, Term], reference_energies: List[float]):
         super().__init__()
         self.species: List[int] = list(species)
         self.term_names: List[str] = list(terms.keys())
         self.terms = nn.ModuleList(list(terms.values()))
         self.cutoff: float = max(float(t.cutoff) for t in terms.values())
         # how many cutoffs deep an atom's energy reaches: 2 with message passing (docs/design.md §2)
-        self.term_layers: List[int] = [int(getattr(t, "layers", 1)) for t in terms.values()]
+        self.term_layers: List[int] = [int(t.layers) for t in terms.values()]
         self.layers: int = max(self.term_layers)
         # learnable: a fitted offset is only a start (the terms add their own mean energy)
         self.reference_energies = nn.Parameter(torch.tensor(reference_energies, dtype=torch.float64))

@@ -21,8 +21,10 @@ from .descriptor_terms import ManyBodyML
 from .invariants import upper_triangle
 from .moments import CartesianMoments
 from .readout import ElementNetworks
+from .term import register_term
 
 
+@register_term("message_passing")
 class MessagePassingML(ManyBodyML):
     def __init__(self, n_species: int, cutoff: float, n_basis: int, n_channels: int, n_coupled: int,
                  hidden: List[int], l_max: int = 4, state_channels: int = 16, state_hidden: Sequence[int] = (64,),
@@ -77,11 +79,10 @@ class MessagePassingML(ManyBodyML):
             feats.append(torch.einsum("nkm,nlm->nkl", m1[:, :, lo:hi], block2).reshape(n_atoms, -1))
         return torch.cat(feats, dim=1)
 
-    @torch.jit.unused
     def set_statistics(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                        lengths: torch.Tensor, n_atoms: int, energy_scale: float) -> None:
-        """Standardise B1 for the state network, then [B1, B2] for the readout (data-dependent init)."""
+        """Standardise B1 for the state network first: the readout's features [B1, B2] depend on it."""
         _, b1 = self.moments_and_invariants(species, edge_index, vectors, lengths, species.shape[0])
         self.first_mean.copy_(b1.mean(0))
         self.first_std.copy_(b1.std(0).clamp_min(1e-6))
-        self.readout.set_statistics(self.features(species, edge_index, vectors, lengths, n_atoms), energy_scale)
+        super().set_statistics(species, edge_index, vectors, lengths, n_atoms, energy_scale)

@@ -14,6 +14,7 @@ from ase.data import covalent_radii
 from torch import nn
 
 from .radial import PairTerm, PolynomialEnvelope, pair_index, symmetric_pair_table
+from .term import register_term
 
 COULOMB_EV_A = 14.399645  # e^2 / (4 pi eps0) in eV Å
 
@@ -26,6 +27,7 @@ def _inverse_softplus(x: torch.Tensor) -> torch.Tensor:
     return x + torch.log(-torch.expm1(-x))
 
 
+@register_term("zbl")
 class ZBLRepulsion(PairTerm):
     """Universal (ZBL) screened nuclear repulsion, switched off below bonding distances.
 
@@ -63,6 +65,7 @@ class ZBLRepulsion(PairTerm):
         return scale * self.nuclear_coulomb[pidx] / r * phi * switch
 
 
+@register_term("dispersion")
 class Dispersion(PairTerm):
     """Rational-damped C6 dispersion, -C6_ab / (r^6 + R0_ab^6), enveloped to zero at the cutoff.
 
@@ -86,6 +89,7 @@ class Dispersion(PairTerm):
         return -c6_pair[pidx] / (r.pow(6) + r0[pidx].pow(6)) * self.envelope(r)
 
 
+@register_term("coulomb")
 class DampedShiftedCoulomb(PairTerm):
     """Coulomb between learnable per-element charges, damped shifted force (Fennell & Gezelter 2006).
 

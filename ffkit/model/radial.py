@@ -9,6 +9,8 @@ import math
 import torch
 from torch import nn
 
+from .term import Term
+
 
 class PolynomialEnvelope(nn.Module):
     """u(r) = 1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2), x = r/r_c; 0 beyond r_c."""
@@ -63,7 +65,7 @@ def half_to_centres(pair_energy: torch.Tensor, centres: torch.Tensor, n_atoms: i
     return out.index_add(0, centres, 0.5 * pair_energy)
 
 
-class PairTerm(nn.Module):
+class PairTerm(Term):
     """A term whose energy is a sum over pairs of phi_ab(r): what `ffkit compile` can tabulate.
 
     Subclasses define `pair_energy(first, second, r)` (species indices of both ends, distance) for

@@ -15,10 +15,10 @@ import math
 from typing import Dict, List
 
 import torch
-from torch import nn
 
 from .forcefield import ForceField
 from .radial import PairTerm
+from .term import Term
 
 SPACING = 0.002  # Å between knots: interpolation errors ~1e-9 relative on smooth terms
 R_FIRST = 0.2    # Å, first knot (ZBL diverges as 1/r at r -> 0)
@@ -95,7 +95,7 @@ def tabulate_pair_terms(model: ForceField, spacing: float = SPACING) -> Dict[str
     if not pair_terms:
         return {"model": model, "tabulated": None}
     result = tabulate(pair_terms, len(model.species), spacing)
-    terms: Dict[str, nn.Module] = {"pair_table": result["table"]}
+    terms: Dict[str, Term] = {"pair_table": result["table"]}
     terms.update({n: t for n, t in zip(model.term_names, model.terms) if not isinstance(t, PairTerm)})
     out = ForceField(model.species, terms, model.reference_energies.detach().tolist())
     info = {"terms": [n for n, t in zip(model.term_names, model.terms) if isinstance(t, PairTerm)],

@@ -11,20 +11,17 @@
   12.6 -> 11.7). Each moment rank has its own radial functions (`radial_per_rank`): at 28
   minutes 10.4 -> 9.8 (seed 1: 10.8 -> 9.4) with 22% fewer epochs (779 vs 1003).
 
-A config may name a tier and override any field, or list its own `terms` (see `TERM_TYPES`).
+A config may name a tier and override any field, or list its own `terms` of any registered type
+(`ffkit.model.term.TERM_TYPES`). How each tier trains is in `ffkit.recipes`.
 """
 
 import copy
 from typing import Any, Dict, List, Optional
 
-from torch import nn
-
 from ..errors import FFKitError
-from .descriptor_terms import ManyBodyML, ThreeBodyML
+from . import physics, pair, descriptor_terms, message_passing  # noqa: F401 (importing registers their term types)
 from .forcefield import ForceField
-from .message_passing import MessagePassingML
-from .pair import PairML
-from .physics import DampedShiftedCoulomb, Dispersion, ZBLRepulsion
+from .term import TERM_TYPES, make_term
 
 TIERS: Dict[str, Dict[str, Dict[str, Any]]] = {
     "mm": {
@@ -54,78 +51,6 @@ TIERS: Dict[str, Dict[str, Dict[str, Any]]] = {
 }
 
 
-# Adam learning rate each tier trains best with (batch 8, rMD17 ethanol, equal wall time): larger
-# models want smaller steps. Custom term mixes default to DEFAULT_LEARNING_RATE.
-LEARNING_RATES = {"mm": 2e-2, "fast": 5e-3, "balanced": 2.5e-3, "accurate": 1.25e-3}
-DEFAULT_LEARNING_RATE = 5e-3
-
-
-def learning_rate(tier: Optional[str]) -> float:
-    return LEARNING_RATES.get(tier or "", DEFAULT_LEARNING_RATE)
-
-
-# Force penalty each tier trains with. Huber (quadratic below `huber_delta`, linear above) keeps
-# pulling on the many small force errors the MAE counts once the large ones are gone: on rMD17
-# ethanol, at equal 10-minute budgets, test F MAE went 18.6 -> 13.9 meV/Å (accurate) and
-# 15.1 -> 13.0 (balanced); delta 0.005 gave 14.0; fast at its 8-minute budget 24.6 -> 17.4.
-# Not measured on mm (errors of hundreds of meV/Å, set by its physics), which keeps (dF)^2.
-FORCE_LOSSES = {"fast": "huber", "balanced": "huber", "accurate": "huber"}
-DEFAULT_FORCE_LOSS = "mse"
-
-
-def force_loss(tier: Optional[str]) -> str:
-    return FORCE_LOSSES.get(tier or "", DEFAULT_FORCE_LOSS)
-
-
-# Decoupled (AdamW) weight decay on the atomic networks' weight matrices. Without it `accurate`
-# fits rMD17 ethanol's 950 training frames to 3.2 meV/Å but tests at 11.6; at its 28-minute
-# budget (seed 0) decay 0.01 gave test F MAE 10.7, 0.05 gave 10.2 and 0.1 gave 10.4 (seed 1:
-# 10.8), differences within the seed-to-seed spread. `balanced` at its 10 minutes with 0.1:
-# 12.7 -> 11.4 (water 23.9 -> 22.5). `fast` (15 k parameters, less overfitted) at its 8 minutes
-# with 0.1: 17.4 -> 18.2 (water 32.7 -> 32.6), so it trains without.
-WEIGHT_DECAYS = {"balanced": 0.1, "accurate": 0.1}
-DEFAULT_WEIGHT_DECAY = 0.0
-
-
-def weight_decay(tier: Optional[str]) -> float:
-    return WEIGHT_DECAYS.get(tier or "", DEFAULT_WEIGHT_DECAY)
-
-
-# Optimiser steps each tier trains for when no --epochs is given: what it reached in its wall-time
-# budget on rMD17 ethanol (epochs x 119 batches of 8; mm 124 x 60 of 16). A budget in steps, not
-# minutes, gives a larger molecule or data set as many updates as ethanol got, where a fixed time
-# gave a 21-atom molecule a fifth of the epochs and a schedule that ended on a plateau.
-TRAINING_STEPS = {"mm": 7_500, "fast": 54_000, "balanced": 61_000, "accurate": 93_000}
-DEFAULT_TRAINING_STEPS = 50_000
-
-
-def training_steps(tier: Optional[str]) -> int:
-    return TRAINING_STEPS.get(tier or "", DEFAULT_TRAINING_STEPS)
-
-
-def _make_term(kind: str, spec: Dict[str, Any], species: List[int], avg_neighbors: float) -> nn.Module:
-    n = len(species)
-    args = {k: v for k, v in spec.items() if k != "type"}
-    if kind == "zbl":
-        return ZBLRepulsion(species)
-    if kind == "dispersion":
-        return Dispersion(species, **args)
-    if kind == "coulomb":
-        return DampedShiftedCoulomb(species, **args)
-    if kind == "pair":
-        return PairML(n, **args)
-    if kind == "three_body":
-        return ThreeBodyML(n, avg_neighbors=avg_neighbors, **args)
-    if kind == "many_body":
-        return ManyBodyML(n, avg_neighbors=avg_neighbors, **args)
-    if kind == "message_passing":
-        return MessagePassingML(n, avg_neighbors=avg_neighbors, **args)
-    raise FFKitError(f"unknown term type {kind!r}; known: {', '.join(TERM_TYPES)}")
-
-
-TERM_TYPES = ("zbl", "dispersion", "coulomb", "pair", "three_body", "many_body", "message_passing")
-
-
 def resolve_terms(tier: Optional[str], terms: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Dict[str, Any]]:
     """The term specs of a tier, with per-term overrides from a config merged in."""
     if tier is None and not terms:
@@ -147,6 +72,6 @@ def resolve_terms(tier: Optional[str], terms: Optional[Dict[str, Dict[str, Any]]
 def build_model(tier: Optional[str], species: List[int], reference_energies: Optional[List[float]] = None,
                 terms: Optional[Dict[str, Dict[str, Any]]] = None, avg_neighbors: float = 10.0) -> ForceField:
     specs = resolve_terms(tier, terms)
-    modules = {name: _make_term(spec["type"], spec, species, avg_neighbors) for name, spec in specs.items()}
+    modules = {name: make_term(spec["type"], spec, species, avg_neighbors) for name, spec in specs.items()}
     refs = reference_energies if reference_energies is not None else [0.0] * len(species)
     return ForceField(species, modules, refs)
