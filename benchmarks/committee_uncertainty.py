@@ -31,7 +31,7 @@ from ffkit.calculator import FFKitCalculator  # noqa: E402
 from ffkit.committee import compile_committee  # noqa: E402
 from ffkit.config import TrainConfig  # noqa: E402
 from ffkit.validate.energy import read_lammps_log  # noqa: E402
-from ffkit_lammps.md import md_script, run, write_atomic_data  # noqa: E402
+from ffkit_lammps_adapter.md import md_script, run, write_atomic_data  # noqa: E402
 
 DATA = ROOT / "data" / "rmd17_ethanol"
 TEMPERATURES = (300.0, 1000.0, 2000.0)

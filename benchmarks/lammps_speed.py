@@ -16,7 +16,7 @@ interleaved within each repeat (medians reported, so machine load hits every cas
 Models are untrained tiers from ffkit.model.tiers (speed does not depend on the weights).
 Writes lammps_speed.json (records: case, ranks, atoms, us_per_atom_step, ns_per_day, ratio_to_mm,
 plus timestep_fs, steps, cpu_percent) and lammps_speed.md. The LAMMPS inputs, the SPC/E data file and
-the interleaved timing loop are ffkit_lammps.speed's, shared with `ffkit bench`.
+the interleaved timing loop are ffkit_lammps_adapter.timing's, shared with `ffkit bench`.
 """
 
 import argparse
@@ -29,8 +29,8 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import torch
-from ffkit_lammps.md import write_atomic_data
-from ffkit_lammps.speed import (
+from ffkit_lammps_adapter.md import write_atomic_data
+from ffkit_lammps_adapter.timing import (
     add_ratios,
     ml_case,
     mm_anchor,
@@ -98,7 +98,7 @@ def bare_call(model_path: Path, atoms, repeats: int = 3) -> float:
 
 
 class BareCase:
-    """The artifact called from Python (not MD): a case for ffkit_lammps.speed.time_cases."""
+    """The artifact called from Python (not MD): a case for ffkit_lammps_adapter.timing.time_cases."""
 
     def __init__(self, name: str, model: Path, atoms, **info):
         self.name, self.model, self.atoms, self.info = name, model, atoms, info

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ffkit.artifact import read_metadata  # noqa: E402
-from ffkit.cli import main as ffkit_main  # noqa: E402
-from ffkit_lammps.md import md_script, run, write_atomic_data  # noqa: E402
+from ffkit.validate.run import run_validation  # noqa: E402
+from ffkit_lammps_adapter.md import md_script, run, write_atomic_data  # noqa: E402
 
 DATA = ROOT / "data"
 MODELS = ROOT / "benchmarks" / "models"
@@ -71,14 +71,13 @@ def run_case(name: str, work: Path, ps_scale: float) -> dict:
                 "wall_seconds": round(time.perf_counter() - started, 1)}
     record.update(completed=True, wall_seconds=round(time.perf_counter() - started, 1),
                   ns_per_day=timing["ns_per_day"], us_per_atom_step=timing["us_per_atom_step"])
-    options = []
+    options = {}
     if ensemble == "nvt":  # a thermostat does not conserve E_total: check the temperature instead
         (workdir / "checks.yaml").write_text("energy:\n  max_drift_meV_per_atom_ps: null\n")
-        options = ["--target-temperature", "300", "--config", str(workdir / "checks.yaml")]
-    code = ffkit_main(["validate", str(workdir / "data.lmp"), str(workdir / "traj.dump"), "--log",
-                       str(workdir / "log.lammps"), "--report", str(workdir / "report"), *options])
-    report = json.loads((workdir / "report" / "report.json").read_text())
-    record["verdict"] = "all checks passed" if code == 0 else "checks failed"
+        options = {"target_temperature": 300.0, "config": workdir / "checks.yaml"}
+    report = run_validation(workdir / "data.lmp", workdir / "traj.dump", log=workdir / "log.lammps",
+                            report_dir=workdir / "report", **options)
+    record["verdict"] = "all checks passed" if report["passed"] else "checks failed"
     record["checks"] = {c["name"]: {"passed": c["passed"], "value": c.get("value"), "limit": c.get("limit"),
                                     "unit": c.get("unit")} for c in report.get("checks", [])}
     return record

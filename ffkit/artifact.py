@@ -136,6 +136,12 @@ def recast_artifact(source, path, dtype: str) -> Dict[str, Any]:
     return meta
 
 
+def write_metadata(path, meta: Dict[str, Any]) -> None:
+    """Replace the metadata of the artifact at `path` (e.g. with `engine_parity` once it is proven)."""
+    module = torch.jit.load(str(path), map_location="cpu")
+    module.save(str(path), _extra_files={"metadata.json": json.dumps(meta, indent=1)})
+
+
 def is_artifact(path) -> bool:
     """True for a compiled ffkit artifact (a zip holding extra/metadata.json), False for a checkpoint."""
     try:

@@ -11,7 +11,7 @@ the artifact) against µs per atom per MD step with `pair_style ffkit` in LAMMPS
 on a condensed box of at least --atoms atoms made from the data: a periodic frame replicated, or
 copies of a molecule packed at liquid density (≥ 2 Å between molecules). The MM anchor, SPC/E
 water with lj/cut/coul/long + PPPM, runs on a water box of the same size (the same box when the
-data are water), interleaved with the models; medians of --repeats (ffkit_lammps.speed).
+data are water), interleaved with the models; medians of --repeats (the LAMMPS adapter's timing).
 
 Without --test a seeded 10% of --data is held out (the split benchmarks/accuracy.py uses for
 water, so its water artifacts are tested on frames they never saw). Without --models each tier
@@ -24,6 +24,7 @@ import os
 import time
 from pathlib import Path
 
+from .engines import engine
 from .errors import FFKitError
 
 # tier -> (epochs, minutes on molecules, minutes on periodic frames, batch size), for this 2-core
@@ -96,7 +97,7 @@ def build_system(frames, data_path, min_atoms: int, density=None, system_path=No
     Molecules (no periodicity): copies of frame 0 packed on an fcc lattice at `density` g/cm³
     (default: LIQUID_DENSITY of its formula).
     """
-    from ffkit_lammps.speed import pack, replicate
+    from .boxes import pack, replicate
 
     if system_path is not None:
         from ase.io import read
@@ -200,45 +201,6 @@ def measure_accuracy(models, frames, progress: bool) -> list:
     return results
 
 
-def measure_speed(models, system, work: Path, repeats: int, steps, progress: bool):
-    """Anchor record, one record per model (µs/atom/step, ns/day, ratio_to_mm), and the anchor's box."""
-    from ase.data import chemical_symbols
-    from ffkit_lammps.md import write_atomic_data
-    from ffkit_lammps.speed import (
-        add_ratios,
-        is_water,
-        ml_case,
-        mm_anchor,
-        spce_water,
-        time_cases,
-        write_spce_data,
-    )
-
-    lammps = work / "lammps"
-    lammps.mkdir(parents=True, exist_ok=True)
-    elements = [chemical_symbols[z] for z in sorted(set(system.numbers.tolist()))]
-    write_atomic_data(system, lammps / "system.data", elements)
-    if is_water(system) and system.cell.orthorhombic:
-        water, note = system, f"SPC/E on the same water box ({len(system)} atoms)"
-    else:
-        water = spce_water(len(system))
-        note = (f"SPC/E water packed at 0.997 g/cm³ ({len(water)} atoms), standing in for the MM force field of "
-                "these data at the same atom count")
-    write_spce_data(water, lammps / "spce.data")
-    cases = [mm_anchor(lammps / "spce.data", lammps / "mm-anchor")]
-    cases += [ml_case(f"ffkit {label}", lammps / "system.data", path, elements, lammps / label, tier=label)
-              for label, path, _ in models]
-    for case in cases:
-        case.steps = steps or 0
-    try:
-        records = time_cases(cases, repeats, progress=progress)
-    except RuntimeError as exc:
-        raise FFKitError(f"a timing run failed ({exc}); its input and log.lammps are in that folder; "
-                         "a model that blows up in the box makes LAMMPS lose atoms") from None
-    add_ratios(records, records[0])
-    return records[0], records[1:], note
-
-
 def load_data(args, work: Path):
     """Frames of --data and the test frames; the training file and how to read it; a note on the test set."""
     from .datasets import read_frames, split_frames
@@ -282,7 +244,8 @@ def run_bench(args) -> int:
         print(f"ffkit bench: artifacts in {work / 'models'}; time them again with --models {work / 'models'}/*.pt")
 
     accuracy = measure_accuracy(models, test_frames, args.progress)
-    anchor, timings, anchor_note = measure_speed(models, system, work, args.repeats, args.steps, args.progress)
+    lammps = engine("lammps", needs="time_models")
+    anchor, timings, anchor_note = lammps.time_models(models, system, work, args.repeats, args.steps, args.progress)
     records = [{**timing, "model": str(path), "dtype": meta["dtype"], "n_params": meta.get("n_params"),
                 "cutoff_A": meta["cutoff"], **metrics, "n_test": len(test_frames)}
                for (_, path, meta), metrics, timing in zip(models, accuracy, timings)]

@@ -22,10 +22,14 @@ def _frames_or_fraction(text: str):
 
 
 def _train(args) -> int:
+    import os
+
     from .config import load_config
     from .training import train
 
-    overrides = {"data": args.data, "out": args.out, "valid": args.valid, "tier": args.tier,
+    # absolute paths: `ffkit compile` proves the artifact on the training data, from wherever it runs
+    overrides = {"data": args.data and os.path.abspath(args.data), "out": args.out,
+                 "valid": args.valid and os.path.abspath(args.valid), "tier": args.tier,
                  "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "dtype": args.dtype,
                  "seed": args.seed, "n_valid": args.n_valid, "reference": args.reference,
                  "energy_key": args.energy_key, "forces_key": args.forces_key, "energy_unit": args.energy_unit,
@@ -65,33 +69,59 @@ def _test(args) -> int:
 
 
 def _compile(args) -> int:
-    from .artifact import checkpoint_metrics, compile_model, is_artifact
-    from .checkpoints import load_checkpoint
+    """Compile to a temporary file, prove it in its engine (ffkit.engine_parity), then put it in place."""
+    import os
+    import tempfile
+    from pathlib import Path
 
-    if len(args.checkpoint) > 1:
-        if args.engine != "lammps":
-            raise FFKitError(f"a committee ({len(args.checkpoint)} models) is compiled for --engine lammps only; "
-                             f"--engine {args.engine} takes one checkpoint")
-        from .committee import compile_committee
-        meta = compile_committee(args.checkpoint, args.out, dtype=args.dtype)
-    elif is_artifact(args.checkpoint[0]):
-        from .artifact import recast_artifact
-        if args.engine == "lammps":
-            meta = recast_artifact(args.checkpoint[0], args.out, args.dtype)
+    from .artifact import checkpoint_metrics, compile_model, is_artifact, recast_artifact, write_metadata
+    from .checkpoints import load_checkpoint
+    from .engine_parity import check, proof_frame
+    from .engines import engine
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = ckpt = None
+    with tempfile.TemporaryDirectory(prefix=".ffkit_compile_", dir=out.parent) as tmp:
+        draft = Path(tmp) / out.name
+        if len(args.checkpoint) > 1:
+            if args.engine != "lammps":
+                raise FFKitError(f"a committee ({len(args.checkpoint)} models) is compiled for --engine lammps only; "
+                                 f"--engine {args.engine} takes one checkpoint")
+            from .committee import compile_committee
+            meta = compile_committee(args.checkpoint, draft, dtype=args.dtype)
+            if not is_artifact(args.checkpoint[0]):
+                ckpt = load_checkpoint(args.checkpoint[0])[1]
+        elif is_artifact(args.checkpoint[0]):
+            if args.engine == "lammps":
+                meta = recast_artifact(args.checkpoint[0], draft, args.dtype)
+            else:
+                meta = engine(args.engine, needs="compile_artifact").compile_artifact(args.checkpoint[0], draft,
+                                                                                      layout=args.layout)
         else:
-            from ffkit_gromacs.nnpot import compile_nnpot_from_artifact
-            meta = compile_nnpot_from_artifact(args.checkpoint[0], args.out, layout=args.layout)
-    else:
-        model, ckpt = load_checkpoint(args.checkpoint[0])
-        metrics = checkpoint_metrics(ckpt)
-        if args.engine == "lammps":
-            meta = compile_model(model, args.out, dtype=args.dtype, checkpoint=ckpt, test_metrics=metrics)
+            model, ckpt = load_checkpoint(args.checkpoint[0])
+            metrics = checkpoint_metrics(ckpt)
+            if args.engine == "lammps":
+                meta = compile_model(model, draft, dtype=args.dtype, checkpoint=ckpt, test_metrics=metrics)
+            else:
+                meta = engine(args.engine, needs="compile_artifact").compile_artifact(
+                    model, draft, ckpt, layout=args.layout, test_metrics=metrics)
+        if args.no_check:
+            meta["engine_parity"] = {"checked": False, "reason": "ffkit compile --no-check"}
         else:
-            from ffkit_gromacs.nnpot import compile_nnpot_from_checkpoint
-            meta = compile_nnpot_from_checkpoint(model, ckpt, args.out, layout=args.layout, test_metrics=metrics)
+            frame, where = proof_frame(args.frame, ckpt)
+            meta["engine_parity"] = check(draft, meta, frame, where, Path(tmp) / "engine", model=model)
+        write_metadata(draft, meta)
+        os.replace(draft, out)
     committee = f"committee of {meta['committee']['size']} models, " if "committee" in meta else ""
     print(f"wrote {args.out}: {meta['engine']} artifact, {committee}species {' '.join(meta['species_symbols'])}, "
-          f"cutoff {meta['cutoff']} Å, {meta['dtype']}, {meta['n_params']} parameters")
+          f"cutoff {meta['cutoff']} {meta['units']['length'].replace('angstrom', 'Å')}, {meta['dtype']}, "
+          f"{meta['n_params']} parameters")
+    parity = meta["engine_parity"]
+    if parity.get("checked", True):
+        print(f"engine parity ({parity['engine']}, {parity['frame']}, against the {parity['reference']}): forces "
+              f"within {parity['force_max_abs_error_eV_A']:.2g} eV/Å ({parity['force_max_rel_error']:.2g} of the "
+              f"largest), energy within {parity['energy_abs_error_eV']:.2g} eV")
     return 0
 
 
@@ -156,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="lammps", choices=["lammps", "gromacs"])
     p.add_argument("--layout", default="positions", choices=["positions", "pairs"],
                    help="GROMACS NNPot inputs: positions+numbers+box+pbc, or 2026 atom-pairs+pair-shifts")
+    p.add_argument("--frame", help="structure file whose frame 0 the artifact is proven on in its engine "
+                   "(default: the checkpoint's training data)")
+    p.add_argument("--no-check", action="store_true", help="skip the engine parity check (recorded as skipped)")
     p.set_defaults(func=_compile)
 
     p = sub.add_parser("info", help="print an artifact's metadata as JSON")
@@ -192,12 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.set_defaults(func=_bench)
 
-    from ffkit_gromacs import deploy, doctor
-
+    from .engines import adapters
     from .validate import cli as validate_cli
 
-    for module in (validate_cli, deploy, doctor):
-        module.add_parser(sub)
+    validate_cli.add_parser(sub)
+    for adapter in adapters().values():
+        if hasattr(adapter, "add_commands"):
+            adapter.add_commands(sub)
     return parser
 
 

@@ -70,21 +70,22 @@ def run_demo(args) -> int:
 def _lammps_md(artifact: Path, frame, workdir: Path) -> dict:
     """1 ps NVE (0.5 fs, 300 K) of one ethanol molecule in a 30 Å periodic box, in the real lmp."""
     from ase import Atoms
-    from ffkit_lammps.md import run_nve
 
     from .artifact import read_metadata
+    from .engines import engine
 
     atoms = Atoms(numbers=frame.numbers, positions=frame.positions, cell=[30.0, 30.0, 30.0], pbc=True)
     atoms.center()
     elements = read_metadata(artifact)["species_symbols"]
     print(f"ffkit demo: 1 ps NVE MD in LAMMPS with pair_style ffkit -> {workdir}")
-    return run_nve(artifact, atoms, elements, workdir, steps=2000, timestep_fs=0.5, dump_every=20)
+    lammps = engine("lammps", needs="run_nve")
+    return lammps.run_nve(artifact, atoms, elements, workdir, steps=2000, timestep_fs=0.5, dump_every=20)
 
 
 def _validate(artifact: Path, md_dir: Path, report_dir: Path) -> str:
     """`ffkit validate` on the demo's own trajectory; returns the verdict line."""
-    from .cli import main as ffkit_main
+    from .validate.run import run_validation
 
-    code = ffkit_main(["validate", str(md_dir / "data.lmp"), str(md_dir / "traj.dump"), "--log",
-                       str(md_dir / "log.lammps"), "--model", str(artifact), "--report", str(report_dir)])
-    return {0: "all checks passed", 1: "some checks failed (see the report)"}.get(code, f"could not run ({code})")
+    report = run_validation(md_dir / "data.lmp", md_dir / "traj.dump", log=md_dir / "log.lammps", model=artifact,
+                            report_dir=report_dir)
+    return "all checks passed" if report["passed"] else "some checks failed (see the report)"

@@ -262,7 +262,9 @@ class Trainer:
     def _restore(self, ckpt: Dict[str, Any]) -> None:
         saved = ckpt["config"]
         for key in ("tier", "terms", "seed", "batch_size", "dtype", "data"):
-            if saved.get(key) != getattr(self.cfg, key):
+            same = (os.path.abspath(saved.get(key) or "") == os.path.abspath(self.cfg.data or "") if key == "data"
+                    else saved.get(key) == getattr(self.cfg, key))  # `ffkit train` records absolute paths now
+            if not same:
                 raise FFKitError(f"--resume with a different {key} ({getattr(self.cfg, key)!r}) than the run in "
                                  f"{self.out} ({saved.get(key)!r}); resume with the same settings or start a new run")
         hashes = (("training", "data_hash", self.data_hash), ("validation", "valid_hash", self.valid_hash))

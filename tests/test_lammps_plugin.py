@@ -53,7 +53,7 @@ run {steps}
 def test_entry_point_is_light_and_finds_the_plugin():
     code = ("import sys, os, ffkit_lammps; d = ffkit_lammps.plugin_dir(); "
             "assert 'torch' not in sys.modules, 'plugin_dir imported torch'; "
-            "print(os.path.isfile(os.path.join(d, 'hybridffplugin.so')))")
+            "print(os.path.isfile(os.path.join(d, 'ffkitplugin.so')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True", out.stderr
 
@@ -237,13 +237,13 @@ def test_refuses_other_lammps_build(tmp_path, water_data, toy):
     """A plugin built for another LAMMPS update is refused before the pair style is constructed."""
     import ffkit_lammps
 
-    plugin = (Path(ffkit_lammps.plugin_dir()) / "hybridffplugin.so").read_bytes()
+    plugin = (Path(ffkit_lammps.plugin_dir()) / "ffkitplugin.so").read_bytes()
     marker = re.search(rb"ffkit-built-for-git:([A-Za-z0-9_.-]+)", plugin)
     assert marker, "the plugin does not record the LAMMPS build it was compiled for"
     built = marker.group(1)
     other = built[:-1] + (b"9" if built[-1:] != b"9" else b"8")
     (tmp_path / "other").mkdir()
-    patched = tmp_path / "other" / "hybridffplugin.so"
+    patched = tmp_path / "other" / "ffkitplugin.so"
     patched.write_bytes(plugin.replace(b"ffkit-built-for-git:" + built, b"ffkit-built-for-git:" + other))
     raw_lmp = Path(lammps.__file__).parent / "lmp"  # no launcher: no entry-point plugin path
     env = lammps_env()

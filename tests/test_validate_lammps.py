@@ -444,7 +444,7 @@ def test_validate_api_with_calculator_reports_parity(argon):
 
 # --- the ffkit pair style (LAMMPS plugin) against the ASE calculator on the same artifact ------
 
-PLUGIN = Path(__file__).resolve().parents[1] / "lammps_plugin" / "ffkit_lammps" / "hybridffplugin.so"
+PLUGIN = Path(__file__).resolve().parents[1] / "lammps_plugin" / "ffkit_lammps" / "ffkitplugin.so"
 FFKIT_WATER = """
 units metal
 atom_style atomic

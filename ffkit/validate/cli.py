@@ -4,9 +4,6 @@ fails (so it can gate a pipeline), 2 on unusable input."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from .loading import ValidationInputError
 
 EPILOG = """examples:
   ffkit validate water.data traj.dump --log log.lammps --report out/
@@ -50,56 +47,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from .checks import load_config, validate
-    from .energy import energy_series_from_edr, energy_series_from_lammps_log, read_lammps_log
-    from .loading import lammps_unit_factors, load_run
-    from .report import write_report
+    from .run import run_validation
 
-    config = load_config(args.config)
-    if args.target_temperature is not None:
-        config.energy.target_temperature_K = args.target_temperature
-    if args.step:
-        config.run.step = args.step
-    if args.workers and args.workers > 1:
-        config.run.backend, config.run.n_workers = "multiprocessing", args.workers
-
-    units, timestep_ps = args.units, None
-    if args.log:
-        log = read_lammps_log(args.log)
-        units = units or log.units
-        timestep_ps = log.timestep * lammps_unit_factors(log.units, args.log)[1]
-    if args.timestep:
-        timestep_ps = args.timestep * 1e-3
-    run_ = load_run(args.topology, args.trajectory, elements=args.elements, lammps_units=units,
-                    timestep_ps=timestep_ps, atom_style=args.atom_style)
-    n_atoms = run_.universe.atoms.n_atoms
-    energy = None
-    if args.log:
-        energy = energy_series_from_lammps_log(args.log, n_atoms=n_atoms)
-    elif args.edr:
-        energy = energy_series_from_edr(args.edr, n_atoms)
-
-    reference = None
-    if args.reference:
-        if len(args.reference) > 2:
-            raise ValidationInputError("--reference takes one file (extxyz) or TOPOLOGY TRAJECTORY")
-        reference = load_run(*args.reference, elements=args.elements)
-
-    calculator = None
-    if args.model:
-        if not Path(args.model).is_file():
-            raise ValidationInputError(f"{args.model}: no such model file")
-        from ffkit.calculator import FFKitCalculator
-
-        calculator = FFKitCalculator(args.model)
-
-    report = validate(run_, config, energy=energy, reference=reference, calculator=calculator)
-    paths = write_report(report, args.report)
+    report = run_validation(args.topology, args.trajectory, log=args.log, edr=args.edr, reference=args.reference,
+                            model=args.model, config=args.config, report_dir=args.report, elements=args.elements,
+                            units=args.units, timestep_fs=args.timestep, atom_style=args.atom_style,
+                            target_temperature=args.target_temperature, step=args.step, workers=args.workers)
     verdict = "PASSED" if report["passed"] else "FAILED: " + ", ".join(report["failed_checks"])
     print(f"ffkit validate: {verdict}")
     stability = report["stability"]
     if stability["first_failure"]:
         when = "" if stability["horizon_time_ps"] is None else f" at {stability['horizon_time_ps']:g} ps"
         print(f"  first failure{when}: {stability['first_failure']}")
-    print(f"  report: {paths['markdown']} (numbers in {paths['json']})")
+    print(f"  report: {report['paths']['markdown']} (numbers in {report['paths']['json']})")
     return 0 if report["passed"] else 1

