@@ -34,7 +34,8 @@ class LammpsConvention(nn.Module):
     """The LAMMPS calling convention: ghosts as explicit atoms, forces and per-atom virial out.
 
     Gradients are taken with respect to the pair vectors r_ij (not positions), which gives both
-    forces and the per-pair virial from one backward pass.
+    forces and the per-pair virial from one backward pass. `forward_pairs` takes the pair vectors
+    themselves (what `pair_style ffkit` calls); `forward` forms them from positions (ASE, tests).
     """
 
     def __init__(self, model: ForceField):
@@ -49,21 +50,31 @@ class LammpsConvention(nn.Module):
 
     def forward(self, positions: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor, n_local: int,
                 compute_virial: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        vectors = (positions.index_select(0, edge_index[1]) - positions.index_select(0, edge_index[0])).detach()
+        vectors = positions.index_select(0, edge_index[1]) - positions.index_select(0, edge_index[0])
+        atom_energy, grad = self.forward_pairs(vectors, species, edge_index, n_local)
+        forces = forces_from_pair_gradients(grad, edge_index, positions)
+        if not compute_virial:
+            return atom_energy, forces, torch.zeros(0, 6, dtype=positions.dtype)
+        w = -vectors.detach().unsqueeze(-1) * grad.unsqueeze(-2)
+        voigt = 0.5 * torch.stack([w[:, 0, 0], w[:, 1, 1], w[:, 2, 2], w[:, 0, 1], w[:, 0, 2], w[:, 1, 2]], dim=1)
+        virial = torch.zeros(positions.shape[0], 6, dtype=positions.dtype)
+        virial = virial.index_add(0, edge_index[0], voigt).index_add(0, edge_index[1], voigt)
+        return atom_energy, forces, virial
+
+    @torch.jit.export
+    def forward_pairs(self, vectors: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
+                      n_local: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Per-atom energies and dE/dr_ij from pair vectors r_ij = x_j - x_i that the engine formed in
+        double precision: no absolute coordinate is ever rounded to the model's dtype, so a float32
+        model gives the same answer wherever the system sits (docs/artifact.md)."""
+        vectors = vectors.detach()
         vectors.requires_grad_(True)
         atom_energy = self.model(species, edge_index, vectors, n_local)
         grads = torch.autograd.grad([atom_energy.sum()], [vectors], allow_unused=True)
         grad = grads[0]
         if grad is None:
             grad = torch.zeros_like(vectors)
-        forces = forces_from_pair_gradients(grad, edge_index, positions)
-        if not compute_virial:
-            return atom_energy.detach(), forces, torch.zeros(0, 6, dtype=positions.dtype)
-        w = -vectors.detach().unsqueeze(-1) * grad.unsqueeze(-2)
-        voigt = 0.5 * torch.stack([w[:, 0, 0], w[:, 1, 1], w[:, 2, 2], w[:, 0, 1], w[:, 0, 2], w[:, 1, 2]], dim=1)
-        virial = torch.zeros(positions.shape[0], 6, dtype=positions.dtype)
-        virial = virial.index_add(0, edge_index[0], voigt).index_add(0, edge_index[1], voigt)
-        return atom_energy.detach(), forces, virial
+        return atom_energy.detach(), grad
 
 
 def metadata(model: ForceField, engine: str, dtype: torch.dtype, checkpoint: Optional[Dict[str, Any]] = None,
@@ -110,7 +121,7 @@ def compile_model(model: ForceField, path, dtype: str = "float64", checkpoint: O
     tabulated = tabulate_pair_terms(model) if tabulate else {"model": model, "tabulated": None}
     module = LammpsConvention(copy.deepcopy(tabulated["model"]).to(torch_dtype).eval())
     meta = metadata(model, "lammps", torch_dtype, checkpoint, test_metrics,
-                    extra={"pair_table": tabulated["tabulated"]})
+                    extra={"pair_table": tabulated["tabulated"], "methods": ["forward", "forward_pairs"]})
     scripted = torch.jit.script(module)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

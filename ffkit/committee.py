@@ -118,6 +118,7 @@ def compile_committee(paths: Sequence, out, dtype: str = "float64") -> Dict[str,
         "n_params": sum(int(m.get("n_params") or 0) for m in metas),
         "training_data_sha256": _common([m.get("training_data_sha256") for m in metas]),
         "test_metrics": {},
+        "methods": ["forward", "forward_committee"],
         "committee": {"size": len(members), "members": [
             {"source": Path(p).name, **{k: m.get(k) for k in ("tier", "cutoff", "n_params", "training_data_sha256",
                                                                "test_metrics", "pair_table")}}

@@ -243,6 +243,7 @@ void PairFFKit::load_model(const std::string &file)
     for (const auto &m : meta["species_masses"])
       if (m.is_number()) model_masses.push_back(m.get<double>());
 
+  pair_inputs = model.find_method("forward_pairs").has_value();
   committee_size = 0;
   if (meta.contains("committee")) {
     const json &committee = meta["committee"];
@@ -269,8 +270,9 @@ void PairFFKit::load_model(const std::string &file)
 
   // parameters become constants: 2-10% less CPU per step measured on the fast/accurate tiers
   try {
-    std::optional<std::vector<std::string>> keep;
+    std::optional<std::vector<std::string>> keep;    // exported methods freezing would drop
     if (committee_size > 0) keep = std::vector<std::string>{"forward_committee"};
+    else if (pair_inputs) keep = std::vector<std::string>{"forward_pairs"};
     model = torch::jit::freeze(model, keep);
   } catch (const std::exception &e) {
     if (comm->me == 0)
@@ -460,19 +462,38 @@ void PairFFKit::report_close_contact(int i, int j)
   close_warned = true;
 }
 
+/* values (double, rows x 3) as a tensor of the model's dtype; float32 models get a rounded copy */
+torch::Tensor PairFFKit::model_input(const std::vector<double> &values, int64_t rows)
+{
+  if (model_dtype == torch::kFloat64)
+    return torch::from_blob(const_cast<double *>(values.data()), {rows, 3}, torch::kFloat64);
+  in32_buf.resize(3 * rows);
+  for (int64_t k = 0; k < 3 * rows; k++) in32_buf[k] = static_cast<float>(values[k]);
+  return torch::from_blob(in32_buf.data(), {rows, 3}, torch::kFloat32);
+}
+
 torch::Tensor PairFFKit::positions_tensor(int ncompact)
 {
   double **x = atom->x;
-  if (model_dtype == torch::kFloat64) {
-    pos64_buf.resize(3 * ncompact);
-    for (int k = 0; k < ncompact; k++)
-      for (int d = 0; d < 3; d++) pos64_buf[3 * k + d] = x[lammps_of[k]][d];
-    return torch::from_blob(pos64_buf.data(), {ncompact, 3}, torch::kFloat64);
-  }
-  pos32_buf.resize(3 * ncompact);
+  in64_buf.resize(3 * ncompact);
   for (int k = 0; k < ncompact; k++)
-    for (int d = 0; d < 3; d++) pos32_buf[3 * k + d] = static_cast<float>(x[lammps_of[k]][d]);
-  return torch::from_blob(pos32_buf.data(), {ncompact, 3}, torch::kFloat32);
+    for (int d = 0; d < 3; d++) in64_buf[3 * k + d] = x[lammps_of[k]][d];
+  return model_input(in64_buf, ncompact);
+}
+
+/* r_ij = x_j - x_i of every edge, subtracted in double: only these short vectors are rounded to a
+   float32 model's dtype, so the answer does not depend on where the system sits in the box */
+torch::Tensor PairFFKit::pair_vectors_tensor(int64_t nedges)
+{
+  double **x = atom->x;
+  const int64_t *centre = edge_buf.data();
+  const int64_t *neighbour = edge_buf.data() + nedges;
+  in64_buf.resize(3 * nedges);
+  for (int64_t k = 0; k < nedges; k++) {
+    const int i = lammps_of[centre[k]], j = lammps_of[neighbour[k]];
+    for (int d = 0; d < 3; d++) in64_buf[3 * k + d] = x[j][d] - x[i][d];
+  }
+  return model_input(in64_buf, nedges);
 }
 
 void PairFFKit::check_finite(const double *energy, const double *forces, int ncompact, int nlocal_compact)
@@ -503,8 +524,76 @@ void PairFFKit::compute(int eflag, int vflag)
   if (committee_size > 0) force_spread(member_forces, ncompact);
 }
 
+void PairFFKit::tally_energy(const double *energy, int nlocal_compact)
+{
+  if (!eflag_either) return;
+  double esum = 0.0;
+  for (int k = 0; k < nlocal_compact; k++) {
+    esum += energy[k];
+    if (eflag_atom) eatom[lammps_of[k]] += energy_factor * energy[k];
+  }
+  if (eflag_global) eng_vdwl += energy_factor * esum;
+}
+
+/* Single models with forward_pairs: per-atom energies and dE/dr_ij from the model; forces
+   F_i += dE/dr_ij, F_j -= dE/dr_ij and the virial -r_ij (x) dE/dr_ij (per atom: half to i, half
+   to j) are summed here in double, from the double pair vectors. */
+void PairFFKit::run_pair_model(int64_t nedges, int ncompact, int nlocal_compact)
+{
+  std::vector<torch::jit::IValue> inputs{
+      pair_vectors_tensor(nedges), torch::from_blob(species_buf.data(), {ncompact}, torch::kInt64),
+      torch::from_blob(edge_buf.data(), {2, nedges}, torch::kInt64), static_cast<int64_t>(nlocal_compact)};
+  torch::Tensor energy, grad;
+  try {
+    auto out = model.get_method("forward_pairs")(inputs).toTuple();
+    energy = out->elements().at(0).toTensor().to(torch::kFloat64).contiguous();
+    grad = out->elements().at(1).toTensor().to(torch::kFloat64).contiguous();
+  } catch (const std::exception &e) {
+    error->one(FLERR, "pair_style ffkit: model '{}' failed at step {}: {}", model_file, update->ntimestep,
+               torch_reason(e));
+  }
+  if (energy.numel() != nlocal_compact || grad.dim() != 2 || grad.size(0) != nedges || grad.size(1) != 3)
+    error->one(FLERR,
+               "pair_style ffkit: model '{}' returned energy {} / pair gradients {} for {} local atoms and {} "
+               "pairs; expected [{}] / [{}, 3] (docs/artifact.md)", model_file, c10::str(energy.sizes()),
+               c10::str(grad.sizes()), nlocal_compact, nedges, nlocal_compact, nedges);
+
+  const double *g = grad.data_ptr<double>();
+  const int64_t *centre = edge_buf.data();
+  const int64_t *neighbour = edge_buf.data() + nedges;
+  const double *r = in64_buf.data();    // the double pair vectors pair_vectors_tensor formed
+  const double half = 0.5 * energy_factor;
+  force_buf.assign(3 * ncompact, 0.0);
+  double v[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  for (int64_t k = 0; k < nedges; k++) {
+    const double *gk = g + 3 * k, *rk = r + 3 * k;
+    for (int d = 0; d < 3; d++) {
+      force_buf[3 * centre[k] + d] += gk[d];
+      force_buf[3 * neighbour[k] + d] -= gk[d];
+    }
+    const double w[6] = {-rk[0] * gk[0], -rk[1] * gk[1], -rk[2] * gk[2],
+                         -rk[0] * gk[1], -rk[0] * gk[2], -rk[1] * gk[2]};
+    for (int m = 0; m < 6; m++) v[m] += w[m];
+    if (vflag_atom) {
+      double *vi = vatom[lammps_of[centre[k]]], *vj = vatom[lammps_of[neighbour[k]]];
+      for (int m = 0; m < 6; m++) {
+        vi[m] += half * w[m];
+        vj[m] += half * w[m];
+      }
+    }
+  }
+  check_finite(energy.data_ptr<double>(), force_buf.data(), ncompact, nlocal_compact);
+  tally_energy(energy.data_ptr<double>(), nlocal_compact);
+  double **f = atom->f;
+  for (int k = 0; k < ncompact; k++)
+    for (int d = 0; d < 3; d++) f[lammps_of[k]][d] += energy_factor * force_buf[3 * k + d];
+  if (vflag_global)
+    for (int m = 0; m < 6; m++) virial[m] += energy_factor * v[m];
+}
+
 void PairFFKit::run_model(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces)
 {
+  if (pair_inputs && committee_size == 0) return run_pair_model(nedges, ncompact, nlocal_compact);
   const bool want_atom_virial = vflag_atom != 0;
   std::vector<torch::jit::IValue> inputs{
       positions_tensor(ncompact), torch::from_blob(species_buf.data(), {ncompact}, torch::kInt64),
@@ -540,15 +629,8 @@ void PairFFKit::run_model(int64_t nedges, int ncompact, int nlocal_compact, torc
   const double *fm = forces.data_ptr<double>();
   check_finite(e, fm, ncompact, nlocal_compact);
 
+  tally_energy(e, nlocal_compact);
   const double ef = energy_factor;    // length is angstrom in both metal and real
-  if (eflag_either) {
-    double esum = 0.0;
-    for (int k = 0; k < nlocal_compact; k++) {
-      esum += e[k];
-      if (eflag_atom) eatom[lammps_of[k]] += ef * e[k];
-    }
-    if (eflag_global) eng_vdwl += ef * esum;
-  }
 
   double **f = atom->f;
   double **x = atom->x;

@@ -1,6 +1,8 @@
 /* pair_style ffkit (plugin ffkitplugin.so): runs an ffkit artifact (TorchScript, LAMMPS calling convention, see
    docs/artifact.md) as a LAMMPS pair style. Strictly local model: one ghost shell of the model
    cutoff, full neighbour list, ghost forces returned by reverse communication (newton pair on).
+   Artifacts with forward_pairs get pair vectors formed in double (never absolute coordinates in the
+   model's dtype) and return dE/dr_ij, from which forces and virial are summed here in double.
    A committee artifact (metadata "committee") also gives the spread of its members' forces: per atom
    (extract_peratom "force_std", for fix pair) and its global max and mean (pvector, for compute pair). */
 
@@ -40,6 +42,7 @@ class PairFFKit : public Pair {
   void check_masses();
   double model_cutoff = 0.0;
   torch::ScalarType model_dtype = torch::kFloat64;
+  bool pair_inputs = false;    // the artifact has forward_pairs: pair vectors are formed here, in double
 
   int *type2species = nullptr;    // LAMMPS type -> model species index, -1 for NULL
   int nthreads = 0;               // 0: not set by the 'threads' keyword
@@ -53,8 +56,9 @@ class PairFFKit : public Pair {
   std::vector<int> lammps_of;           // model index -> LAMMPS index
   std::vector<int64_t> species_buf;     // model index -> species index
   std::vector<int64_t> edge_buf;        // [2, edge_capacity]: centres then neighbours
-  std::vector<double> pos64_buf;        // positions, float64 artifacts
-  std::vector<float> pos32_buf;         // positions, float32 artifacts
+  std::vector<double> in64_buf;         // positions or pair vectors handed to float64 artifacts
+  std::vector<float> in32_buf;          // the same for float32 artifacts
+  std::vector<double> force_buf;        // [ncompact, 3]: forces summed from pair gradients, model units
   int64_t edge_capacity = 0;
 
   // committee artifacts: member forces, summed over ghosts by reverse communication, give the spread
@@ -69,9 +73,13 @@ class PairFFKit : public Pair {
   int resolve_threads() const;
   int64_t build_graph(int &ncompact, int &nlocal_compact);
   void report_close_contact(int i, int j);
+  torch::Tensor model_input(const std::vector<double> &values, int64_t rows);
   torch::Tensor positions_tensor(int ncompact);
+  torch::Tensor pair_vectors_tensor(int64_t nedges);
   void check_finite(const double *energy, const double *forces, int ncompact, int nlocal_compact);
+  void tally_energy(const double *energy, int nlocal_compact);
   void run_model(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces);
+  void run_pair_model(int64_t nedges, int ncompact, int nlocal_compact);
   void force_spread(const torch::Tensor &member_forces, int ncompact);
 };
 

@@ -167,3 +167,31 @@ def test_hybrid_overlay_ml_on_some_types(tmp_path, reference_data, artifacts):
     assert abs(lmp["energy"] - ref["energy"]) <= 1e-8 * abs(ref["energy"])
     np.testing.assert_allclose(lmp["forces"][atoms.numbers == 8], ref["forces"], rtol=0, atol=1e-10)
     np.testing.assert_array_equal(lmp["forces"][atoms.numbers == 1], 0.0)
+
+
+@pytest.mark.slow
+def test_float32_forces_do_not_depend_on_where_the_system_sits(tmp_path, reference_data):
+    """The plugin forms pair vectors in double before rounding them to float32 (forward_pairs), so a
+    float32 model gives the same forces on a water frame translated with its box by 1000 Å, or moved
+    by half a box and wrapped. Rounding absolute coordinates (~1e-4 Å at 1000 Å) changed them by ~1e-4."""
+    from model_helpers import perturbed_model
+
+    art = tmp_path / "accurate32.pt"
+    compile_model(perturbed_model("accurate", [1, 8]), art, dtype="float32")
+    atoms = _water(reference_data, 3)
+    half = atoms.cell.lengths() / 2
+    moves = {"as read": "",
+             "translated by 1000 Å with its box": "change_box all x delta 1000 1000 y delta 1000 1000 "
+                                                  "z delta 1000 1000 remap units box",
+             "moved by half a box, wrapped": f"displace_atoms all move {half[0]} {half[1]} {half[2]} units box"}
+    runs = {name: lammps_single_point(tmp_path / str(k), atoms, WATER, f"pair_style ffkit\npair_coeff * * {art} O H",
+                                      extra=extra) for k, (name, extra) in enumerate(moves.items())}
+    reference = runs["as read"]
+    scale = np.abs(reference["forces"]).max()
+    for name, run in runs.items():
+        error = np.abs(run["forces"] - reference["forces"]).max() / scale
+        assert error <= 1e-6, f"{name}: forces differ by {error:.2g} of the largest"
+        assert abs(run["energy"] - reference["energy"]) <= 1e-6 * abs(reference["energy"]), name
+        np.testing.assert_allclose(run["virial"], reference["virial"], rtol=1e-6, atol=1e-6 * np.abs(
+            reference["virial"]).max())
+    assert not np.allclose(runs["translated by 1000 Å with its box"]["positions"], reference["positions"])
