@@ -74,14 +74,15 @@ def _compile(args) -> int:
     import tempfile
     from pathlib import Path
 
-    from .artifact import checkpoint_metrics, compile_model, is_artifact, recast_artifact, write_metadata
+    from .artifact import checkpoint_metrics, compile_model, is_artifact, read_metadata, recast_artifact, \
+        write_metadata
     from .checkpoints import load_checkpoint
-    from .engine_parity import check, proof_frame
+    from .engine_parity import check, proof_frame, unchecked
     from .engines import engine
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    model = ckpt = None
+    model = ckpt = source_meta = None
     with tempfile.TemporaryDirectory(prefix=".ffkit_compile_", dir=out.parent) as tmp:
         draft = Path(tmp) / out.name
         if len(args.checkpoint) > 1:
@@ -90,9 +91,12 @@ def _compile(args) -> int:
                                  f"--engine {args.engine} takes one checkpoint")
             from .committee import compile_committee
             meta = compile_committee(args.checkpoint, draft, dtype=args.dtype)
-            if not is_artifact(args.checkpoint[0]):
+            if is_artifact(args.checkpoint[0]):
+                source_meta = read_metadata(args.checkpoint[0])
+            else:
                 ckpt = load_checkpoint(args.checkpoint[0])[1]
         elif is_artifact(args.checkpoint[0]):
+            source_meta = read_metadata(args.checkpoint[0])
             if args.engine == "lammps":
                 meta = recast_artifact(args.checkpoint[0], draft, args.dtype)
             else:
@@ -106,11 +110,12 @@ def _compile(args) -> int:
             else:
                 meta = engine(args.engine, needs="compile_artifact").compile_artifact(
                     model, draft, ckpt, layout=args.layout, test_metrics=metrics)
-        if args.no_check:
-            meta["engine_parity"] = {"checked": False, "reason": "ffkit compile --no-check"}
-        else:
-            frame, where = proof_frame(args.frame, ckpt)
-            meta["engine_parity"] = check(draft, meta, frame, where, Path(tmp) / "engine", model=model)
+        skipped = {"checked": False, "reason": "ffkit compile --no-check"} if args.no_check else None
+        meta["engine_parity"] = skipped or unchecked(meta["engine"])
+        if meta["engine_parity"] is None:
+            frame, where, source = proof_frame(args.frame, ckpt, source_meta)
+            meta["engine_parity"] = {**check(draft, meta, frame, where, Path(tmp) / "engine", model=model),
+                                     "frame_source": source}
         write_metadata(draft, meta)
         os.replace(draft, out)
     committee = f"committee of {meta['committee']['size']} models, " if "committee" in meta else ""

@@ -43,17 +43,24 @@ def frame_atoms(frame):
     return Atoms(numbers=frame.numbers, positions=frame.positions, cell=frame.cell, pbc=frame.pbc)
 
 
+def unchecked(engine: str) -> Optional[Dict[str, Any]]:
+    """The `engine_parity` record of an engine whose adapter runs no single points; None if it runs them."""
+    from .engines import adapters
+
+    if hasattr(adapters().get(engine), "single_point"):
+        return None
+    return {"engine": engine, "checked": False,
+            "reason": f"the {engine} adapter runs no single points yet; its calling convention is tested against "
+                      "the Python model by ffkit's test suite"}
+
+
 def check(artifact, meta: Dict[str, Any], frame, where: str, workdir, model=None) -> Dict[str, Any]:
     """Run `artifact` in its engine on `frame`, compare with the reference; the `engine_parity` record.
 
     Raises FFKitError when they disagree beyond TOLERANCE[dtype]."""
     from .engines import adapters
 
-    adapter = adapters().get(meta["engine"])
-    if not hasattr(adapter, "single_point"):
-        return {"engine": meta["engine"], "checked": False,
-                "reason": f"the {meta['engine']} adapter runs no single points yet; its calling convention is "
-                          "tested against the Python model by ffkit's test suite"}
+    adapter = adapters()[meta["engine"]]
     energy, forces = adapter.single_point(artifact, frame_atoms(frame), meta["species_symbols"], workdir)
     ref_energy, ref_forces = reference_energy_forces(frame, model=model, artifact=None if model else artifact)
     force_scale = max(float(np.abs(ref_forces).max()), 1e-3)
@@ -77,19 +84,27 @@ def check(artifact, meta: Dict[str, Any], frame, where: str, workdir, model=None
     return record
 
 
-def proof_frame(frame_file: Optional[str], checkpoint: Optional[Dict[str, Any]]):
-    """(frame, description): frame 0 of --frame, or else of the checkpoint's training data (in its units)."""
+def proof_frame(frame_file: Optional[str], checkpoint: Optional[Dict[str, Any]] = None,
+                source_meta: Optional[Dict[str, Any]] = None):
+    """(frame, where, source): frame 0 of --frame, else of the checkpoint's training data (in its units),
+    else of the file the source artifact was proven on; `source` ({"file", units}) goes into the record
+    so that recompiling the artifact finds the same frame."""
     from pathlib import Path
 
     from .datasets import read_frames
 
-    options = {"index": 0, "require_energy": False, "require_forces": False}
+    source = {"file": frame_file}
     if frame_file is None:
         config = (checkpoint or {}).get("config") or {}
-        frame_file = config.get("data")
-        if not frame_file or not Path(frame_file).is_file():
+        earlier = ((source_meta or {}).get("engine_parity") or {}).get("frame_source") or {}
+        source = {"file": config.get("data"), **{k: config[k] for k in ("energy_unit", "length_unit") if config.get(k)}}
+        if not source["file"] and earlier:
+            source = dict(earlier)
+        if not source["file"] or not Path(source["file"]).is_file():
             raise FFKitError("no frame to prove the artifact on: give --frame FILE (any structure the model "
-                             "knows, e.g. a training frame)" + (f"; the training data {frame_file} is not here"
-                                                                 if frame_file else ""))
-        options.update({k: config[k] for k in ("energy_unit", "length_unit") if config.get(k)})
-    return read_frames(frame_file, **options)[0], f"frame 0 of {frame_file}"
+                             "knows, e.g. a training frame)" + (f"; the training data {source['file']} is not here"
+                                                                 if source["file"] else ""))
+    source["file"] = str(Path(source["file"]).resolve())
+    units = {k: v for k, v in source.items() if k != "file"}
+    frame = read_frames(source["file"], index=0, require_energy=False, require_forces=False, **units)[0]
+    return frame, f"frame 0 of {source['file']}", source

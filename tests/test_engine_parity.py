@@ -40,6 +40,7 @@ def test_compile_records_engine_parity_on_the_training_data(tmp_path, water, dty
     parity = read_metadata(tmp_path / "m.pt")["engine_parity"]
     assert parity["checked"] and parity["passed"] and parity["engine"] == "lammps"
     assert parity["frame"] == f"frame 0 of {water}" and parity["n_atoms"] == 192
+    assert parity["frame_source"] == {"file": str(water)}
     assert parity["reference"] == "python model (checkpoint, float64)"
     assert 0 <= parity["force_max_rel_error"] < limit and parity["tolerance_rel"] >= parity["force_max_rel_error"]
     info = subprocess.run([sys.executable, "-m", "ffkit", "info", str(tmp_path / "m.pt")], capture_output=True,
