@@ -32,11 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ffkit.artifact import compile_model  # noqa: E402
-from ffkit.bench import BUDGETS, train_parallel, training_budget, write_extxyz  # noqa: E402
+from ffkit.bench import BUDGETS, train_parallel, training_budget  # noqa: E402
 from ffkit.checkpoints import load_checkpoint  # noqa: E402
 from ffkit.committee import compile_committee  # noqa: E402
 from ffkit.config import TrainConfig  # noqa: E402
-from ffkit.datasets import read_frames, split_frames  # noqa: E402
+from ffkit.datasets import read_frames, split_frames, write_extxyz  # noqa: E402
 from ffkit.evaluation import evaluate_model  # noqa: E402
 
 DATA = ROOT / "data"

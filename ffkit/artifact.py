@@ -100,6 +100,9 @@ def metadata(model: ForceField, engine: str, dtype: torch.dtype, checkpoint: Opt
         "min_distances": (checkpoint or {}).get("min_distances"),
         "test_metrics": test_metrics or {},
     }
+    provenance = ((checkpoint or {}).get("config") or {}).get("provenance")
+    if provenance:  # e.g. the teacher, sampling and frame counts of a distilled model
+        meta["provenance"] = provenance
     meta.update(extra or {})
     return meta
 

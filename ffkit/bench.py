@@ -65,25 +65,6 @@ def train_parallel(configs) -> list:
         return list(pool.map(train, configs))
 
 
-def _atoms(frame):
-    from ase import Atoms
-
-    return Atoms(numbers=frame.numbers, positions=frame.positions, cell=frame.cell, pbc=frame.pbc)
-
-
-def write_extxyz(frames, path: Path) -> None:
-    """Frames (eV, Å) as extended XYZ with `energy` and `forces`, readable by read_frames defaults."""
-    from ase.io import write
-
-    images = []
-    for f in frames:
-        atoms = _atoms(f)
-        atoms.info["energy"] = f.energy
-        atoms.arrays["forces"] = f.forces
-        images.append(atoms)
-    write(path, images, format="extxyz")
-
-
 def output_stem(out) -> Path:
     """--out names files OUT.{csv,json,md,png}; an existing directory or a trailing / means OUT/pareto.*."""
     text = str(out)
@@ -115,7 +96,7 @@ def build_system(frames, data_path, min_atoms: int, density=None, system_path=No
                              "give a periodic box with its cell")
         box = replicate(atoms, min_atoms)
         return box, f"{system_path} ({len(atoms)} atoms) replicated to {len(box)} atoms"
-    first = _atoms(frames[0])
+    first = frames[0].to_atoms()
     if first.pbc.all():
         box = replicate(first, min_atoms)
         return box, f"frame 0 of {data_path} ({len(first)} atoms, periodic) replicated to {len(box)} atoms"
@@ -203,7 +184,7 @@ def measure_accuracy(models, frames, progress: bool) -> list:
 
 def load_data(args, work: Path):
     """Frames of --data and the test frames; the training file and how to read it; a note on the test set."""
-    from .datasets import read_frames, split_frames
+    from .datasets import read_frames, split_frames, write_extxyz
 
     options = {k: v for k, v in (("energy_key", args.energy_key), ("forces_key", args.forces_key),
                                  ("energy_unit", args.energy_unit), ("length_unit", args.length_unit)) if v}
@@ -249,7 +230,7 @@ def run_bench(args) -> int:
     records = [{**timing, "model": str(path), "dtype": meta["dtype"], "n_params": meta.get("n_params"),
                 "cutoff_A": meta["cutoff"], **metrics, "n_test": len(test_frames)}
                for (_, path, meta), metrics, timing in zip(models, accuracy, timings)]
-    ethanol = not frames[0].pbc.any() and _atoms(frames[0]).get_chemical_formula(mode="hill") == "C2H6O"
+    ethanol = not frames[0].pbc.any() and frames[0].to_atoms().get_chemical_formula(mode="hill") == "C2H6O"
     peers = peer_points() if ethanol else []
     if args.peers:
         from .datasets import dataset_hash

@@ -69,55 +69,40 @@ def _test(args) -> int:
 
 
 def _compile(args) -> int:
-    """Compile to a temporary file, prove it in its engine (ffkit.engine_parity), then put it in place."""
-    import os
-    import tempfile
-    from pathlib import Path
-
-    from .artifact import checkpoint_metrics, compile_model, is_artifact, read_metadata, recast_artifact, \
-        write_metadata
+    from .artifact import checkpoint_metrics, compile_model, is_artifact, read_metadata, recast_artifact
     from .checkpoints import load_checkpoint
-    from .engine_parity import check, proof_frame, unchecked
+    from .engine_parity import write_proven
     from .engines import engine
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model = ckpt = source_meta = None
-    with tempfile.TemporaryDirectory(prefix=".ffkit_compile_", dir=out.parent) as tmp:
-        draft = Path(tmp) / out.name
-        if len(args.checkpoint) > 1:
-            if args.engine != "lammps":
-                raise FFKitError(f"a committee ({len(args.checkpoint)} models) is compiled for --engine lammps only; "
-                                 f"--engine {args.engine} takes one checkpoint")
-            from .committee import compile_committee
-            meta = compile_committee(args.checkpoint, draft, dtype=args.dtype)
-            if is_artifact(args.checkpoint[0]):
-                source_meta = read_metadata(args.checkpoint[0])
-            else:
-                ckpt = load_checkpoint(args.checkpoint[0])[1]
-        elif is_artifact(args.checkpoint[0]):
-            source_meta = read_metadata(args.checkpoint[0])
-            if args.engine == "lammps":
-                meta = recast_artifact(args.checkpoint[0], draft, args.dtype)
-            else:
-                meta = engine(args.engine, needs="compile_artifact").compile_artifact(args.checkpoint[0], draft,
-                                                                                      layout=args.layout)
-        else:
-            model, ckpt = load_checkpoint(args.checkpoint[0])
-            metrics = checkpoint_metrics(ckpt)
-            if args.engine == "lammps":
-                meta = compile_model(model, draft, dtype=args.dtype, checkpoint=ckpt, test_metrics=metrics)
-            else:
-                meta = engine(args.engine, needs="compile_artifact").compile_artifact(
-                    model, draft, ckpt, layout=args.layout, test_metrics=metrics)
-        skipped = {"checked": False, "reason": "ffkit compile --no-check"} if args.no_check else None
-        meta["engine_parity"] = skipped or unchecked(meta["engine"])
-        if meta["engine_parity"] is None:
-            frame, where, source = proof_frame(args.frame, ckpt, source_meta)
-            meta["engine_parity"] = {**check(draft, meta, frame, where, Path(tmp) / "engine", model=model),
-                                     "frame_source": source}
-        write_metadata(draft, meta)
-        os.replace(draft, out)
+    source, model, ckpt, source_meta = args.checkpoint[0], None, None, None
+    if is_artifact(source):
+        source_meta = read_metadata(source)
+    else:
+        model, ckpt = load_checkpoint(source)
+    if len(args.checkpoint) > 1:
+        if args.engine != "lammps":
+            raise FFKitError(f"a committee ({len(args.checkpoint)} models) is compiled for --engine lammps only; "
+                             f"--engine {args.engine} takes one checkpoint")
+        from .committee import compile_committee
+
+        def build(draft):
+            return compile_committee(args.checkpoint, draft, dtype=args.dtype)
+        model = None  # the reference is the committee artifact run from Python
+    elif source_meta is not None and args.engine == "lammps":
+        def build(draft):
+            return recast_artifact(source, draft, args.dtype)
+    elif source_meta is not None:
+        def build(draft):
+            return engine(args.engine, needs="compile_artifact").compile_artifact(source, draft, layout=args.layout)
+    elif args.engine == "lammps":
+        def build(draft):
+            return compile_model(model, draft, dtype=args.dtype, checkpoint=ckpt, test_metrics=checkpoint_metrics(ckpt))
+    else:
+        def build(draft):
+            return engine(args.engine, needs="compile_artifact").compile_artifact(
+                model, draft, ckpt, layout=args.layout, test_metrics=checkpoint_metrics(ckpt))
+    meta = write_proven(build, args.out, frame_file=args.frame, checkpoint=ckpt, source_meta=source_meta, model=model,
+                        skip=args.no_check)
     committee = f"committee of {meta['committee']['size']} models, " if "committee" in meta else ""
     print(f"wrote {args.out}: {meta['engine']} artifact, {committee}species {' '.join(meta['species_symbols'])}, "
           f"cutoff {meta['cutoff']} {meta['units']['length'].replace('angstrom', 'Å')}, {meta['dtype']}, "
@@ -127,6 +112,27 @@ def _compile(args) -> int:
         print(f"engine parity ({parity['engine']}, {parity['frame']}, against the {parity['reference']}): forces "
               f"within {parity['force_max_abs_error_eV_A']:.2g} eV/Å ({parity['force_max_rel_error']:.2g} of the "
               f"largest), energy within {parity['energy_abs_error_eV']:.2g} eV")
+    return 0
+
+
+def _distill(args) -> int:
+    from .distill import DistillPlan, distill
+
+    plan = DistillPlan(teacher=args.teacher, data=args.data, tier=args.tier, temperatures=args.temperatures,
+                       md_frames=args.frames, starts=args.starts, every=args.every, rattled=args.rattled,
+                       rattle_A=args.rattle, strain=args.strain, qm_weight=args.qm_weight, max_spread=args.max_spread,
+                       n_valid=args.n_valid, seed=args.seed)
+    read_options = {k: v for k, v in (("energy_key", args.energy_key), ("forces_key", args.forces_key),
+                                      ("energy_unit", args.energy_unit), ("length_unit", args.length_unit)) if v}
+    summary = distill(plan, args.out, epochs=args.epochs, max_minutes=args.max_minutes, dtype=args.dtype,
+                      threads=args.threads, progress=not args.no_progress, resume=args.resume,
+                      read_options=read_options)
+    counts = summary["frames"]
+    print(f"distilled {args.teacher} into a {args.tier} student: {counts['training_frames']} training frames "
+          f"({counts['qm_train']} QM x {counts['qm_weight']}, {counts['teacher_md']} teacher MD, "
+          f"{counts['teacher_perturbed']} rattled/strained, {counts['dropped_by_spread']} dropped by spread); "
+          f"best validation F MAE on QM frames {summary['best_valid_f_mae_meV_A']:.2f} meV/Å")
+    print(f"student artifact: {summary['artifact']}; run: {args.out}")
     return 0
 
 
@@ -195,6 +201,33 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the checkpoint's training data)")
     p.add_argument("--no-check", action="store_true", help="skip the engine parity check (recorded as skipped)")
     p.set_defaults(func=_compile)
+
+    p = sub.add_parser("distill", help="train a cheap tier on frames an accurate model (the teacher) samples "
+                       "and labels, plus the QM frames")
+    p.add_argument("teacher", help="LAMMPS artifact of the teacher (a committee's spread filters its frames)")
+    p.add_argument("--data", required=True, help="the QM data (its frames start the teacher's MD and stay in training)")
+    p.add_argument("--tier", default="fast", help="the student's tier (default: fast)")
+    p.add_argument("--out", required=True, help="run folder (samples, data, student run, student.pt)")
+    p.add_argument("--temperatures", nargs="+", type=float, default=[300.0, 600.0, 900.0], metavar="K")
+    p.add_argument("--frames", type=int, default=5000, help="teacher MD frames in all (default 5000)")
+    p.add_argument("--starts", type=int, default=4, help="MD runs per temperature, from different QM frames")
+    p.add_argument("--every", type=int, default=20, help="MD steps (0.5 fs) between kept frames")
+    p.add_argument("--rattled", type=int, default=500, help="rattled or strained QM frames labelled by the teacher")
+    p.add_argument("--rattle", type=float, default=0.05, help="rattle amplitude (Å, Gaussian per coordinate)")
+    p.add_argument("--strain", type=float, default=0.03, help="largest uniform strain of strained frames")
+    p.add_argument("--qm-weight", type=int, default=3, help="each QM training frame counts this many times")
+    p.add_argument("--max-spread", type=float, help="eV/Å: drop frames where a committee teacher's force spread "
+                   "is larger")
+    p.add_argument("--n-valid", type=int, default=50, help="QM frames held out to validate the student")
+    p.add_argument("--epochs", type=int, help="student epochs (default: the tier's optimiser steps)")
+    p.add_argument("--max-minutes", type=float)
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the distillation in --out")
+    p.add_argument("--no-progress", action="store_true")
+    _add_data_options(p)
+    p.set_defaults(func=_distill)
 
     p = sub.add_parser("info", help="print an artifact's metadata as JSON")
     p.add_argument("model")

@@ -39,6 +39,7 @@ class TrainConfig:
     max_minutes: Optional[float] = None   # stop (and save) after the epoch that crosses this
     max_frames: Optional[int] = None      # use only the first N frames of `data` (quick runs)
     progress: bool = True
+    provenance: Optional[Dict[str, Any]] = None  # where generated training data came from (ffkit distill)
 
     def __post_init__(self) -> None:
         # here, not in load_config, so a config built in Python cannot silently train on MSE

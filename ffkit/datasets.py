@@ -44,6 +44,12 @@ class Frame:
         file, sep, index = self.source.rpartition(":")
         return f"{file}, frame {index}" if sep else self.source
 
+    def to_atoms(self):
+        """The structure as ASE Atoms (no labels): what calculators and engine adapters take."""
+        from ase import Atoms
+
+        return Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
+
 
 @dataclass
 class _RawFrame:
@@ -471,3 +477,16 @@ def dataset_hash(frames: Sequence[Frame]) -> str:
         for values in (frame.energy, frame.forces):
             digest.update(b"-" if values is None else np.ascontiguousarray(values, dtype="<f8").tobytes())
     return digest.hexdigest()
+
+
+def write_extxyz(frames, path) -> None:
+    """Frames (eV, Å) as extended XYZ with `energy` and `forces`, readable by read_frames defaults."""
+    from ase.io import write
+
+    images = []
+    for f in frames:
+        atoms = f.to_atoms()
+        atoms.info["energy"] = f.energy
+        atoms.arrays["forces"] = f.forces
+        images.append(atoms)
+    write(path, images, format="extxyz")

@@ -32,15 +32,9 @@ def reference_energy_forces(frame, model=None, artifact=None):
         return float(energy.detach()[0]), forces.detach().numpy()
     from .calculator import FFKitCalculator
 
-    atoms = frame_atoms(frame)
+    atoms = frame.to_atoms()
     atoms.calc = FFKitCalculator(artifact)
     return float(atoms.get_potential_energy()), atoms.get_forces()
-
-
-def frame_atoms(frame):
-    from ase import Atoms
-
-    return Atoms(numbers=frame.numbers, positions=frame.positions, cell=frame.cell, pbc=frame.pbc)
 
 
 def unchecked(engine: str) -> Optional[Dict[str, Any]]:
@@ -61,7 +55,7 @@ def check(artifact, meta: Dict[str, Any], frame, where: str, workdir, model=None
     from .engines import adapters
 
     adapter = adapters()[meta["engine"]]
-    energy, forces = adapter.single_point(artifact, frame_atoms(frame), meta["species_symbols"], workdir)
+    energy, forces = adapter.single_point(artifact, frame.to_atoms(), meta["species_symbols"], workdir)
     ref_energy, ref_forces = reference_energy_forces(frame, model=model, artifact=None if model else artifact)
     force_scale = max(float(np.abs(ref_forces).max()), 1e-3)
     force_error = float(np.abs(forces - ref_forces).max())
@@ -108,3 +102,33 @@ def proof_frame(frame_file: Optional[str], checkpoint: Optional[Dict[str, Any]] 
     units = {k: v for k, v in source.items() if k != "file"}
     frame = read_frames(source["file"], index=0, require_energy=False, require_forces=False, **units)[0]
     return frame, f"frame 0 of {source['file']}", source
+
+
+def write_proven(build, out, *, frame_file: Optional[str] = None, checkpoint=None, source_meta=None, model=None,
+                 skip: bool = False) -> Dict[str, Any]:
+    """Write an artifact at `out` only once its engine agrees with the reference; its metadata.
+
+    `build(draft_path) -> metadata` writes the draft (compile_model, recast, committee, NNPot);
+    the draft is proven (`check`) on `proof_frame(frame_file, checkpoint, source_meta)` unless
+    `skip`, `engine_parity` goes into its metadata, and it replaces `out` atomically."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from .artifact import write_metadata
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".ffkit_compile_", dir=out.parent) as tmp:
+        draft = Path(tmp) / out.name
+        meta = build(draft)
+        skipped = {"checked": False, "reason": "ffkit compile --no-check"} if skip else None
+        meta["engine_parity"] = skipped or unchecked(meta["engine"])
+        if meta["engine_parity"] is None:
+            frame, where, source = proof_frame(frame_file, checkpoint, source_meta)
+            meta["engine_parity"] = {**check(draft, meta, frame, where, Path(tmp) / "engine", model=model),
+                                     "frame_source": source}
+        write_metadata(draft, meta)
+        os.replace(draft, out)
+    return meta
+

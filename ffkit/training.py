@@ -403,7 +403,8 @@ class Trainer:
         if self.rank == 0:
             self._refit_final_reference_energies()
             self._write_history()
-        return {"epochs": self.epoch, "best_valid_f_mae_meV_A": self.best, "seconds": self.elapsed,
+        return {"epochs": self.epoch, "steps": self.epoch * len(self._batches()),
+                "best_valid_f_mae_meV_A": self.best, "seconds": self.elapsed,
                 "stopped_early": stopped_early, "n_params": self.model.count_parameters(),
                 "run_dir": str(self.out)}
 

@@ -122,3 +122,67 @@ def single_point(model: Path, atoms, elements: Sequence[str], workdir: Path):
     forces = np.array(rows, dtype=float).reshape(-1, 4)[:, 1:]
     return energy, Prism(atoms.cell.array).vector_to_ase(forces)
 
+
+SAMPLE = """units metal
+atom_style atomic
+boundary p p p
+read_data data.lmp
+pair_style ffkit
+pair_coeff * * {model} {elements}
+{spread}neighbor 1.0 bin
+velocity all create {temperature} {seed} mom yes rot yes dist gaussian
+fix md all nvt temp {temperature} {temperature} 0.05
+timestep {timestep_ps}
+thermo_style custom step pe{spread_column}
+thermo_modify format float %.17g
+thermo {every}
+dump frames all custom {every} frames.dump id xu yu zu fx fy fz
+dump_modify frames format float %.17g sort id
+run {steps}
+"""
+
+
+def sample_md(model: Path, atoms, elements: Sequence[str], workdir: Path, temperature: float, steps: int,
+              every: int, timestep_fs: float = 0.5, seed: int = 4928459, committee: bool = False) -> dict:
+    """NVT MD (Nose-Hoover, 50 fs) of `atoms` with artifact `model` at `temperature`, keeping every
+    `every`-th step after the first: positions (unwrapped, Å), forces (eV/Å) and energies (eV) as the
+    model computed them in the run (no second evaluation), and for a committee the largest spread of
+    its members' forces on any atom (eV/Å). A molecule gets a box wider than itself plus 40 Å."""
+    import numpy as np
+    from ase.calculators.lammps import Prism
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    atoms = atoms.copy()
+    if not atoms.pbc.any():
+        atoms.set_cell([np.ptp(atoms.positions, axis=0).max() + 40.0] * 3)
+        atoms.center()
+        atoms.pbc = True
+    write_atomic_data(atoms, workdir / "data.lmp", elements)
+    script = SAMPLE.format(model=Path(model).resolve(), elements=" ".join(elements), temperature=temperature,
+                           seed=seed, timestep_ps=timestep_fs / 1000.0, every=every, steps=steps,
+                           spread="compute spread all pair ffkit\n" if committee else "",
+                           spread_column=" c_spread[1]" if committee else "")
+    run(workdir, script)
+    log = (workdir / "log.lammps").read_text()
+    table = log[log.index("\n   Step ") if "\n   Step " in log else log.index("\nStep "):log.index("\nLoop time")]
+    thermo = {int(row[0]): (float(row[1]), float(row[2]) if committee else None)
+              for row in (line.split() for line in table.splitlines()[2:]) if row}
+    frames = (workdir / "frames.dump").read_text().split("ITEM: TIMESTEP\n")[1:]
+    n = len(atoms)
+    steps_kept, positions, forces = [], [], []
+    for block in frames:
+        step = int(block.split("\n", 1)[0])
+        if step == 0:
+            continue  # the starting structure, not sampled by the model
+        table = np.array(block.split("ITEM: ATOMS id xu yu zu fx fy fz\n")[1].split(), dtype=float).reshape(n, 7)
+        steps_kept.append(step)
+        positions.append(table[:, 1:4])
+        forces.append(table[:, 4:7])
+    prism = Prism(atoms.cell.array)  # a triclinic cell was rotated into LAMMPS's convention: rotate back
+    positions = [prism.vector_to_ase(x) for x in positions]
+    forces = [prism.vector_to_ase(f) for f in forces]
+    return {"steps": steps_kept, "positions": np.array(positions), "forces": np.array(forces),
+            "energies": np.array([thermo[s][0] for s in steps_kept]),
+            "spread": np.array([thermo[s][1] for s in steps_kept]) if committee else None}
+

@@ -1,0 +1,139 @@
+"""What distillation buys: a cheap student taught by an accurate teacher, against the same tier
+trained on the QM frames alone, both tested against QM.
+
+    python benchmarks/distill.py [--datasets rmd17_ethanol water_deepmd] [--tier fast]
+                                 [--frames 5000] [--baseline] [--out benchmarks/results]
+
+Teacher: the committed `accurate` artifact of the data set (benchmarks/models, trained by
+benchmarks/accuracy.py). Student: `ffkit distill` with its defaults (NVT MD at 300, 600 and 900 K,
+--frames teacher MD frames, 500 rattled/strained frames, QM weight 3) and the tier's default
+number of optimiser steps. Data and test frames as benchmarks/accuracy.py: rMD17 ethanol train.xyz
+(50 validation frames held out), tested on all of test_MD.xyz; water: the seeded 90/10 split.
+
+Recorded per data set and frame count: the student's test errors against QM; its force error
+against the teacher on 200 frames of a separate 300 K teacher trajectory; with --baseline, the
+same tier trained on the QM frames alone for the same optimiser steps, in the same run. Results
+merge into distill.json and distill.md (records not rerun are kept); runs stay in
+benchmarks/.distill/ (resumable: rerunning continues them).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ffkit.calculator import FFKitCalculator  # noqa: E402
+from ffkit.config import TrainConfig  # noqa: E402
+from ffkit.datasets import read_frames, split_frames, write_extxyz  # noqa: E402
+from ffkit.distill import DistillPlan, distill  # noqa: E402
+from ffkit.engines import engine  # noqa: E402
+from ffkit.evaluation import evaluate_model  # noqa: E402
+from ffkit.training import train  # noqa: E402
+
+DATA = ROOT / "data"
+WORK = ROOT / "benchmarks" / ".distill"
+
+
+def dataset(name: str, work: Path):
+    """(training file, test frames) as benchmarks/accuracy.py makes them."""
+    if name == "rmd17_ethanol":
+        return DATA / "rmd17_ethanol" / "train.xyz", read_frames(DATA / "rmd17_ethanol" / "test_MD.xyz")
+    water = read_frames(DATA / "water_deepmd" / "water.extxyz")
+    train_frames, test_frames = split_frames(water, 0.1, seed=0)
+    path = work / "water_train.xyz"
+    if not path.is_file():
+        write_extxyz(train_frames, path)
+    return path, test_frames
+
+
+def error_against_teacher(student: Path, teacher: Path, start, work: Path, frames: int = 200) -> float:
+    """Force MAE (meV/Å) of the student against the teacher on a 300 K teacher trajectory it never saw."""
+    from ffkit.artifact import read_metadata
+
+    done = work / "samples.npz"
+    if not done.is_file():
+        meta = read_metadata(teacher)
+        s = engine("lammps", needs="sample_md").sample_md(teacher, start.to_atoms(), meta["species_symbols"], work,
+                                                          temperature=300.0, steps=frames * 20, every=20,
+                                                          seed=777, committee="committee" in meta)
+        np.savez(done, positions=s["positions"], forces=s["forces"])
+    samples = np.load(done)
+    calc = FFKitCalculator(student)
+    errors = []
+    for positions, forces in zip(samples["positions"], samples["forces"]):
+        atoms = start.to_atoms()
+        atoms.positions = positions
+        atoms.calc = calc
+        errors.append(np.abs(atoms.get_forces() - forces).mean())
+    return 1000.0 * float(np.mean(errors))
+
+
+def markdown(records) -> str:
+    lines = ["| dataset | model | teacher MD frames | training frames | F MAE vs QM (meV/Å) | E MAE vs QM (meV) | "
+             "F MAE vs teacher (meV/Å) | optimiser steps |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in records:
+        vs_teacher = f"{r['f_mae_vs_teacher_meV_A']:.2f}" if r.get("f_mae_vs_teacher_meV_A") is not None else "–"
+        lines.append(f"| {r['dataset']} | {r['model']} | {r['teacher_md_frames']} | {r['training_frames']} | "
+                     f"{r['f_mae_meV_A']:.2f} | {r['e_mae_meV']:.2f} | {vs_teacher} | {r['steps']} |")
+    return "\n".join(lines) + "\n"
+
+
+def save(record, out: Path) -> None:
+    path = out / "distill.json"
+    records = json.loads(path.read_text()) if path.is_file() else []
+    key = (record["dataset"], record["model"], record["teacher_md_frames"])
+    records = [r for r in records if (r["dataset"], r["model"], r["teacher_md_frames"]) != key] + [record]
+    records.sort(key=lambda r: (r["dataset"], r["model"] != "QM only", r["teacher_md_frames"]))
+    path.write_text(json.dumps(records, indent=1) + "\n")
+    (out / "distill.md").write_text(markdown(records))
+    print(markdown([record]), flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=["rmd17_ethanol"], choices=["rmd17_ethanol", "water_deepmd"])
+    ap.add_argument("--tier", default="fast")
+    ap.add_argument("--frames", nargs="+", type=int, default=[5000], help="teacher MD frames (one student each)")
+    ap.add_argument("--baseline", action="store_true", help="also train the tier on the QM frames alone")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in args.datasets:
+        work = WORK / name
+        work.mkdir(parents=True, exist_ok=True)
+        train_file, test_frames = dataset(name, work)
+        teacher = ROOT / "benchmarks" / "models" / f"{name}_accurate.pt"
+        periodic = bool(test_frames[0].pbc.all())
+        n_valid = 20 if periodic else 50
+        for frames in args.frames:
+            run = work / f"{args.tier}_{frames}"
+            plan = DistillPlan(teacher=str(teacher), data=str(train_file), tier=args.tier, md_frames=frames,
+                               n_valid=n_valid)
+            summary = distill(plan, run, resume=(run / "plan.json").is_file())
+            result = evaluate_model(run / "student.pt", test_frames)["metrics"]
+            start = read_frames(train_file, index=0)[0]
+            save({"dataset": name, "model": f"{args.tier} distilled from accurate", "teacher_md_frames": frames,
+                  "training_frames": summary["frames"]["training_frames"], **result,
+                  "f_mae_vs_teacher_meV_A": error_against_teacher(run / "student.pt", teacher, start,
+                                                                  work / "teacher_300K"),
+                  "steps": summary["steps"], "frames": summary["frames"], "n_test": len(test_frames)}, out)
+        if args.baseline:
+            run = work / f"{args.tier}_qm_only"
+            cfg = TrainConfig(data=str(train_file), out=str(run), tier=args.tier, n_valid=n_valid, dtype="float32",
+                              seed=0)  # the student's settings, on the QM frames alone
+            summary = train(cfg, resume=(run / "last.pt").is_file())
+            result = evaluate_model(run / "best.pt", test_frames)["metrics"]
+            save({"dataset": name, "model": "QM only", "teacher_md_frames": 0,
+                  "training_frames": len(read_frames(train_file)) - n_valid, **result, "f_mae_vs_teacher_meV_A": None,
+                  "steps": summary["steps"], "n_test": len(test_frames)}, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""`ffkit distill`: teach a cheap tier from an accurate model (the teacher).
+
+An accurate artifact labels as many configurations as we like at MD cost. The teacher runs NVT MD
+in LAMMPS at several temperatures from the QM training frames (the labels are the energies and
+forces LAMMPS computed in that run), and labels rattled and strained copies of the QM frames from
+Python. The student trains on those frames together with the QM frames (repeated `qm_weight` times:
+QM is the ground truth, the teacher an approximation of it), and is validated on held-out QM frames
+only. A committee teacher's force spread drops frames where the teacher itself is unsure.
+
+Everything lands in the run folder, and each stage is skipped when its output exists, so
+`--resume` after an interruption goes on where it stopped:
+
+    RUN/plan.json          what was asked (a rerun with another plan is refused)
+    RUN/md/T<K>_<k>/       the teacher's LAMMPS runs (samples.npz when finished)
+    RUN/data/train.xyz     QM training frames x qm_weight + teacher frames; valid.xyz: QM only
+    RUN/student/           the student's training run (ffkit train)
+    RUN/student.pt         the student's artifact, proven in LAMMPS; metadata "provenance"
+"""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .errors import FFKitError
+
+
+@dataclass
+class DistillPlan:
+    teacher: str
+    data: str
+    tier: str = "fast"
+    temperatures: Sequence[float] = (300.0, 600.0, 900.0)
+    md_frames: int = 5000          # teacher MD frames in all, split over temperatures and starts
+    starts: int = 4                # MD runs per temperature, each from another QM frame
+    every: int = 20                # MD steps between kept frames (0.5 fs steps)
+    rattled: int = 500             # rattled or strained QM frames, labelled by the teacher
+    rattle_A: float = 0.05         # Gaussian displacement per coordinate (Å)
+    strain: float = 0.03           # largest uniform strain of strained frames
+    qm_weight: int = 3             # each QM training frame appears this many times
+    max_spread: Optional[float] = None  # eV/Å: drop frames where a committee teacher's spread is larger
+    n_valid: int = 50              # QM frames held out for validation
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, least in (("md_frames", 0), ("rattled", 0), ("starts", 1), ("every", 1), ("qm_weight", 1),
+                            ("n_valid", 1)):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= least):
+                raise FFKitError(f"distill: {name} must be a whole number >= {least}, not {value!r}")
+        if not self.temperatures or min(self.temperatures) <= 0:
+            raise FFKitError(f"distill: temperatures must be positive kelvin, not {list(self.temperatures)}")
+        if self.rattle_A < 0 or not 0 <= self.strain < 0.5:
+            raise FFKitError(f"distill: rattle_A must be >= 0 Å and strain in [0, 0.5), not {self.rattle_A!r} and "
+                             f"{self.strain!r}")
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _frame(template, positions, energy, forces, source):
+    from .datasets import Frame
+
+    return Frame(numbers=template.numbers, positions=np.asarray(positions, dtype=np.float64), cell=template.cell,
+                 pbc=template.pbc, energy=float(energy), forces=np.asarray(forces, dtype=np.float64), source=source)
+
+
+def sample_teacher(plan: DistillPlan, meta: Dict[str, Any], starts: List, run: Path, progress: bool) -> List:
+    """The teacher's own MD frames (energies and forces as LAMMPS computed them) and their spreads."""
+    from tqdm import tqdm
+
+    from .engines import engine
+
+    lammps = engine("lammps", needs="sample_md")
+    committee = "committee" in meta
+    runs = [(t, k) for t in plan.temperatures for k in range(plan.starts)]
+    per_run = -(-plan.md_frames // len(runs)) if plan.md_frames else 0
+    frames, spreads = [], []
+    for t, k in tqdm(runs, desc="teacher MD", unit="run", disable=not progress or not per_run, dynamic_ncols=True):
+        if not per_run:
+            break
+        work = run / "md" / f"T{t:g}_{k}"
+        done = work / "samples.npz"
+        start = starts[k % len(starts)]
+        if not done.is_file():
+            s = lammps.sample_md(plan.teacher, start.to_atoms(), meta["species_symbols"], work, temperature=t,
+                                 steps=per_run * plan.every, every=plan.every, seed=1000 + 100 * k + int(t),
+                                 committee=committee)
+            np.savez(work / "partial.npz", positions=s["positions"], forces=s["forces"], energies=s["energies"],
+                     spread=s["spread"] if committee else np.zeros(0))
+            (work / "partial.npz").replace(done)
+        s = np.load(done)
+        frames += [_frame(start, x, e, f, f"teacher MD {t:g} K run {k} frame {i}")
+                   for i, (x, e, f) in enumerate(zip(s["positions"], s["energies"], s["forces"]))]
+        spreads += list(s["spread"]) if committee else [None] * len(s["energies"])
+    return list(zip(frames, spreads))[: plan.md_frames]
+
+
+def perturbed_frames(plan: DistillPlan, qm_train: List, progress: bool) -> List:
+    """Rattled (half) and strained (half) copies of QM training frames, labelled by the teacher in Python."""
+    from ase import Atoms
+    from tqdm import tqdm
+
+    from .calculator import FFKitCalculator
+
+    rng = np.random.default_rng(plan.seed + 7)
+    calc = FFKitCalculator(plan.teacher)
+    out = []
+    for n in tqdm(range(plan.rattled), desc="teacher labels", unit="frame", disable=not progress or not plan.rattled,
+                  dynamic_ncols=True):
+        base = qm_train[rng.integers(len(qm_train))]
+        atoms = Atoms(numbers=base.numbers, positions=base.positions, cell=base.cell, pbc=base.pbc)
+        if n % 2 == 0:
+            atoms.positions = atoms.positions + rng.normal(0.0, plan.rattle_A, atoms.positions.shape)
+            how = f"rattled {plan.rattle_A:g} Å"
+        else:
+            factor = 1.0 + rng.uniform(-plan.strain, plan.strain)
+            if atoms.pbc.any():
+                atoms.set_cell(atoms.cell.array * factor, scale_atoms=True)
+            else:
+                centre = atoms.positions.mean(axis=0)
+                atoms.positions = centre + (atoms.positions - centre) * factor
+            how = f"strained {factor - 1:+.3f}"
+        atoms.calc = calc
+        try:
+            energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        except FFKitError:
+            continue  # rattled into an overlap the teacher refuses: not a configuration to learn
+        spread = calc.results.get("max_force_std")
+        out.append((_frame(atoms, atoms.positions, energy, forces, f"{base.where}, {how}"), spread))
+    return out
+
+
+def distill(plan: DistillPlan, out, *, epochs: Optional[int] = None, max_minutes: Optional[float] = None,
+            dtype: str = "float32", threads: int = 1, progress: bool = True, resume: bool = False,
+            read_options: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Sample and label with the teacher, train the student, write RUN/student.pt; the summary."""
+    from .artifact import compile_model, read_metadata
+    from .checkpoints import load_checkpoint
+    from .config import TrainConfig
+    from .datasets import read_frames, split_frames, write_extxyz
+    from .engine_parity import write_proven
+    from .training import train
+
+    run = Path(out)
+    meta = read_metadata(plan.teacher)
+    if meta.get("engine") != "lammps":
+        raise FFKitError(f"{plan.teacher}: a {meta.get('engine')!r} artifact; the teacher runs in LAMMPS: give the "
+                         "LAMMPS artifact (`ffkit compile CHECKPOINT --out teacher.pt`)")
+    planned = {**asdict(plan), "temperatures": [float(t) for t in plan.temperatures],
+               "teacher": str(Path(plan.teacher).resolve()), "teacher_sha256": _sha256(plan.teacher),
+               "data": str(Path(plan.data).resolve()), "teacher_tier": meta.get("tier")}
+    plan_file = run / "plan.json"
+    if plan_file.is_file() and not resume:
+        raise FFKitError(f"{run} already holds a distillation ({plan_file}); continue it with --resume or choose a "
+                         "new --out")
+    if plan_file.is_file() and json.loads(plan_file.read_text()) != planned:
+        raise FFKitError(f"--resume: {plan_file} was made with other settings, teacher or data; resume with the "
+                         "same ones or choose a new --out")
+    qm = read_frames(plan.data, **(read_options or {}))
+    known = set(meta["species"])
+    unknown = sorted({int(z) for f in qm for z in f.numbers} - known)
+    if unknown:
+        raise FFKitError(f"{plan.data}: elements {unknown} (atomic numbers) are not in the teacher, which knows "
+                         f"{' '.join(meta['species_symbols'])}")
+    qm_train, qm_valid = split_frames(qm, plan.n_valid, seed=plan.seed)
+    run.mkdir(parents=True, exist_ok=True)
+    plan_file.write_text(json.dumps(planned, indent=1) + "\n")
+
+    train_file, valid_file = run / "data" / "train.xyz", run / "data" / "valid.xyz"
+    counts_file = run / "data" / "counts.json"
+    if not counts_file.is_file():
+        starts = [qm_train[i] for i in np.random.default_rng(plan.seed).permutation(len(qm_train))[: plan.starts]]
+        labelled = sample_teacher(plan, meta, starts, run, progress) + perturbed_frames(plan, qm_train, progress)
+        kept = [f for f, spread in labelled if plan.max_spread is None or spread is None or spread <= plan.max_spread]
+        counts = {"qm_train": len(qm_train), "qm_valid": len(qm_valid), "qm_weight": plan.qm_weight,
+                  "teacher_md": sum(1 for f, _ in labelled if f.source.startswith("teacher MD")),
+                  "teacher_perturbed": sum(1 for f, _ in labelled if not f.source.startswith("teacher MD")),
+                  "dropped_by_spread": len(labelled) - len(kept)}
+        counts["training_frames"] = plan.qm_weight * len(qm_train) + len(kept)
+        train_file.parent.mkdir(exist_ok=True)
+        write_extxyz(qm_train * plan.qm_weight + kept, train_file)
+        write_extxyz(qm_valid, valid_file)
+        counts_file.write_text(json.dumps(counts, indent=1) + "\n")
+    counts = json.loads(counts_file.read_text())
+
+    student = run / "student"
+    cfg = TrainConfig(data=str(train_file.resolve()), valid=str(valid_file.resolve()), out=str(student),
+                      tier=plan.tier, epochs=epochs, max_minutes=max_minutes, dtype=dtype, seed=plan.seed,
+                      threads=threads, progress=progress,
+                      provenance={"kind": "ffkit distill", **{k: planned[k] for k in (
+                          "teacher", "teacher_sha256", "teacher_tier", "data", "temperatures", "every", "rattle_A",
+                          "strain", "qm_weight", "max_spread")}, "frames": counts})
+    summary = train(cfg, resume=(student / "last.pt").is_file())
+    model, ckpt = load_checkpoint(student / "best.pt")
+    artifact = run / "student.pt"
+    write_proven(lambda draft: compile_model(model, draft, dtype=dtype, checkpoint=ckpt), artifact,
+                 frame_file=str(valid_file), checkpoint=ckpt, model=model)
+    return {**summary, "frames": counts, "artifact": str(artifact)}
