@@ -175,10 +175,12 @@ def mace_args(data: Path, settings: dict, seed: int = 0) -> list:
 
 
 def train_mace(data: Path, run: Path, budget: str, minutes: float) -> dict:
-    """mace_run_train within `minutes`. With the tier budget, one epoch is timed first and the run then
-    continues from it with the number of epochs that fit and MACE's stage two (SWA with a raised energy
-    weight) over the last 20%, as its recipe ends. A run stopped by the budget is finished by the same
-    command with the epochs it reached: that loads its last checkpoint and writes the model files."""
+    """mace_run_train within `minutes`. With the tier budget, one epoch is timed first, in a scratch
+    folder outside the budget, and the run then trains from scratch with the number of epochs that
+    fit and MACE's stage two (SWA with a raised energy weight) over the last 20%, as its recipe ends.
+    (Continuing from the timed epoch instead fails in stage two: a checkpoint saved without SWA has
+    no `swa_lr`, ACEsuit/mace#172.) A run stopped by the budget is finished by the same command with
+    the epochs it reached: that loads its last checkpoint and writes the model files."""
     settings = dict(RECIPES["mace"][budget])
     cli = str(HOME / "mace" / "bin" / "mace_run_train")
     log = run / "train.log"
@@ -186,13 +188,15 @@ def train_mace(data: Path, run: Path, budget: str, minutes: float) -> dict:
     def train() -> float:
         if not settings.pop("fit_to_budget", False):
             return run_with_budget([cli, *mace_args(data, settings)], run, minutes, log)
-        first = run_with_budget([cli, *mace_args(data, dict(settings, max_num_epochs=1))], run, minutes, log)
-        for stale in run.glob("peer*.model"):  # written at the end of the timing epoch
-            stale.unlink()
+        timing = run / "epoch_timing"
+        timing.mkdir(exist_ok=True)
+        first = run_with_budget([cli, *mace_args(data, dict(settings, max_num_epochs=1))], timing, minutes,
+                                timing / "train.log")
         epochs = max(2, int(60.0 * minutes / first))
-        settings.update(max_num_epochs=epochs, swa=True, start_swa=max(1, int(0.8 * epochs)))
+        settings.update(max_num_epochs=epochs, swa=True, start_swa=max(1, int(0.8 * epochs)),
+                        timed_epoch_seconds=round(first, 1))
         (run / "schedule.json").write_text(json.dumps(settings))
-        return first + run_with_budget([cli, *mace_args(data, settings)], run, minutes - first / 60.0, log)
+        return run_with_budget([cli, *mace_args(data, settings)], run, minutes, log)
 
     seconds = trained_seconds(run, train)
     if (run / "schedule.json").is_file():
