@@ -56,6 +56,7 @@ PairFFKit::~PairFFKit()
     delete[] type2species;
   }
   delete[] pvector;
+  memory->destroy(cutghost);
   memory->destroy(member_f);
   memory->destroy(force_std);
 }
@@ -209,14 +210,17 @@ void PairFFKit::load_model(const std::string &file)
                cutoff.dump());
   model_cutoff = cutoff.get<double>();
 
-  // a message-passing model needs ghosts with neighbour lists of their own, two cutoffs deep
-  // (docs/design.md §2); this style gives the model one shell, so it refuses rather than be wrong
-  if (meta.contains("layers") && (!meta["layers"].is_number_integer() || meta["layers"].get<int>() != 1))
-    error->all(FLERR,
-               "pair_style ffkit: '{}' is a message-passing model (metadata.json 'layers' = {}): an atom's "
-               "energy depends on atoms {} cutoffs away, and this pair style passes one ghost shell; run it "
-               "with the ASE calculator or GROMACS, or train a strictly local tier", file, meta["layers"].dump(),
-               meta["layers"].dump());
+  // a message-passing model (layers 2) needs the ghosts within the cutoff of a local atom to be
+  // centres too, with neighbour lists of their own: two cutoffs of ghosts (docs/design.md §2)
+  model_layers = 1;
+  if (meta.contains("layers")) {
+    const json &layers = meta["layers"];
+    if (!layers.is_number_integer() || layers.get<int>() < 1 || layers.get<int>() > 2)
+      error->all(FLERR,
+                 "pair_style ffkit: '{}' has 'layers' = {} in metadata.json; this pair style runs strictly local "
+                 "models (1) and two-layer message passing (2)", file, layers.dump());
+    model_layers = layers.get<int>();
+  }
 
   const json &symbols = field("species_symbols");
   if (!symbols.is_array() || symbols.empty())
@@ -244,6 +248,10 @@ void PairFFKit::load_model(const std::string &file)
       if (m.is_number()) model_masses.push_back(m.get<double>());
 
   pair_inputs = model.find_method("forward_pairs").has_value();
+  if (model_layers > 1 && !pair_inputs)
+    error->all(FLERR,
+               "pair_style ffkit: '{}' is a message-passing model without forward_pairs (written by an earlier "
+               "ffkit); recompile its checkpoint with 'ffkit compile'", file);
   committee_size = 0;
   if (meta.contains("committee")) {
     const json &committee = meta["committee"];
@@ -258,6 +266,9 @@ void PairFFKit::load_model(const std::string &file)
                  "forward_committee method (docs/artifact.md); recompile the committee with 'ffkit compile'",
                  file, committee["size"].dump());
     committee_size = committee["size"].get<int>();
+    if (model_layers > 1)
+      error->all(FLERR, "pair_style ffkit: '{}' is a committee of message-passing models, which this pair style "
+                 "does not run; run its members one at a time", file);
   }
   nextra = committee_size > 0 ? 2 : 0;
   // member forces travel one member (3 values per atom) per reverse communication: pair hybrid fixes
@@ -350,17 +361,23 @@ void PairFFKit::init_style()
 
   check_masses();
   close_warned = false;
-  neighbor->add_request(this, NeighConst::REQ_FULL);
+  ghostneigh = model_layers > 1 ? 1 : 0;
+  if (ghostneigh && !cutghost) memory->create(cutghost, atom->ntypes + 1, atom->ntypes + 1, "pair:cutghost");
+  neighbor->add_request(this, ghostneigh ? NeighConst::REQ_FULL | NeighConst::REQ_GHOST : NeighConst::REQ_FULL);
 
   const int threads = resolve_threads();
   at::set_num_threads(threads);
   if (comm->me == 0) utils::logmesg(lmp, "pair_style ffkit: {} torch thread(s) per MPI rank\n", threads);
 }
 
+/* A message-passing model reaches model_layers cutoffs: that is the cutoff LAMMPS communicates ghosts
+   for (the neighbour list is built that far too, and build_graph keeps the pairs within one cutoff);
+   ghosts get neighbour lists of one cutoff (cutghost). */
 double PairFFKit::init_one(int i, int j)
 {
   if (setflag[i][j] == 0) error->all(FLERR, "All pair coeffs are not set");
-  return model_cutoff;
+  if (ghostneigh) cutghost[i][j] = cutghost[j][i] = model_cutoff;
+  return model_layers * model_cutoff;
 }
 
 /* Compact graph of the atoms the model sees: mapped local atoms first (LAMMPS order), then the
@@ -390,8 +407,9 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
   const int *ilist = list->ilist;
   const int *numneigh = list->numneigh;
   int **firstneigh = list->firstneigh;
+  const int ncentres_lammps = inum + (model_layers > 1 ? list->gnum : 0);
   int64_t capacity = 0;
-  for (int ii = 0; ii < inum; ii++) capacity += numneigh[ilist[ii]];
+  for (int ii = 0; ii < ncentres_lammps; ii++) capacity += numneigh[ilist[ii]];
   if (capacity > edge_capacity) {
     edge_capacity = capacity;
     edge_buf.resize(2 * capacity);
@@ -439,6 +457,34 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
     }
   }
   if (close_i >= 0) report_close_contact(close_i, close_j);
+
+  // message passing: the ghosts found so far (within one cutoff of a local atom, numbered right after
+  // the locals, as the model expects) are centres too; their neighbours beyond become outer ghosts
+  if (model_layers > 1) {
+    const int nfirst = static_cast<int>(lammps_of.size());
+    for (int ci = nlocal_compact; ci < nfirst; ci++) {
+      const int i = lammps_of[ci];
+      const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
+      const int *jlist = firstneigh[i];
+      const int jnum = numneigh[i];
+      for (int jj = 0; jj < jnum; jj++) {
+        const int j = jlist[jj] & NEIGHMASK;
+        const int s = type2species[type[j]];
+        if (s < 0) continue;
+        const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
+        if (dx * dx + dy * dy + dz * dz >= cut2) continue;
+        int cj = compact_of[j];
+        if (cj < 0) {
+          cj = compact_of[j] = static_cast<int>(lammps_of.size());
+          lammps_of.push_back(j);
+          species_buf.push_back(s);
+        }
+        centre[nedges] = ci;
+        neighbour[nedges] = cj;
+        nedges++;
+      }
+    }
+  }
   if (nedges < capacity) std::memmove(centre + nedges, neighbour, nedges * sizeof(int64_t));
   ncompact = static_cast<int>(lammps_of.size());
   return nedges;

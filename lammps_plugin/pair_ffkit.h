@@ -1,6 +1,8 @@
 /* pair_style ffkit (plugin ffkitplugin.so): runs an ffkit artifact (TorchScript, LAMMPS calling convention, see
    docs/artifact.md) as a LAMMPS pair style. Strictly local model: one ghost shell of the model
    cutoff, full neighbour list, ghost forces returned by reverse communication (newton pair on).
+   Two-layer message passing: ghosts two cutoffs deep, and the ghosts within one cutoff of a local
+   atom are centres too (their own neighbour lists, REQ_GHOST).
    Artifacts with forward_pairs get pair vectors formed in double (never absolute coordinates in the
    model's dtype) and return dE/dr_ij, from which forces and virial are summed here in double.
    A committee artifact (metadata "committee") also gives the spread of its members' forces: per atom
@@ -41,6 +43,7 @@ class PairFFKit : public Pair {
   std::vector<double> model_masses;          // their standard masses (g/mol), if the artifact has them
   void check_masses();
   double model_cutoff = 0.0;
+  int model_layers = 1;    // cutoffs an atom's energy reaches: 1 strictly local, 2 message passing
   torch::ScalarType model_dtype = torch::kFloat64;
   bool pair_inputs = false;    // the artifact has forward_pairs: pair vectors are formed here, in double
 

@@ -176,10 +176,13 @@ def test_close_contact_below_the_training_data_warns_or_stops(tmp_path, referenc
                                                             pair_style="ffkit close off", steps=0))
 
 
-def test_refuses_message_passing_artifact(tmp_path, water_data, toy):
-    # one ghost shell would give a message-passing model wrong energies: refused, not run
+def test_refuses_layers_it_cannot_run(tmp_path, water_data, toy):
+    # a message-passing artifact needs forward_pairs (the toy has only forward); three layers are not run
     two = _resave(toy, tmp_path / "two.pt", {**_meta(toy), "layers": 2})
-    _refused(tmp_path, md_script(water_data, two), "is a message-passing model", "'layers' = 2", "ASE calculator")
+    _refused(tmp_path, md_script(water_data, two), "is a message-passing model without forward_pairs",
+             "recompile its checkpoint")
+    three = _resave(toy, tmp_path / "three.pt", {**_meta(toy), "layers": 3})
+    _refused(tmp_path, md_script(water_data, three), "'layers' = 3", "two-layer message passing (2)")
 
 
 def test_refuses_missing_metadata_field(tmp_path, water_data, toy):

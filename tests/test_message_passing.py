@@ -92,3 +92,29 @@ def test_message_passing_trains(tmp_path):
                       dtype="float64", progress=False)
     summary = train(cfg)
     assert summary["epochs"] == 2 and np.isfinite(summary["best_valid_f_mae_meV_A"])
+
+
+@pytest.mark.slow
+def test_lammps_runs_it_exactly_in_serial_and_on_two_ranks(model, reference_data, tmp_path):
+    # the plugin gives ghosts within a cutoff of a local atom their own neighbours, two cutoffs of
+    # ghosts in all: energies, forces and virial of the Python model, and mpirun -np 2 equals serial
+    from lammps_harness import lammps_single_point
+
+    water = read(reference_data / "water_deepmd" / "water.extxyz", index=4)
+    e, f = energy_forces(model, water)
+    compile_model(model, tmp_path / "mp.pt", dtype="float64")
+    assert read_metadata(tmp_path / "mp.pt")["layers"] == 2
+    pair = f"pair_style ffkit\npair_coeff * * {tmp_path / 'mp.pt'} O H"
+    serial = lammps_single_point(tmp_path / "serial", water, ("O", "H"), pair)
+    two = lammps_single_point(tmp_path / "two", water, ("O", "H"), pair, nprocs=2)
+    scale = np.abs(f).max()
+    assert serial["energy"] == pytest.approx(e, rel=1e-9)  # the pair terms run as a spline in the artifact
+    assert np.abs(serial["forces"] - f).max() < 1e-7 * scale
+    assert two["energy"] == pytest.approx(serial["energy"], rel=1e-12)
+    assert np.abs(two["forces"] - serial["forces"]).max() < 1e-10 * scale
+    assert np.abs(two["virial"] - serial["virial"]).max() < 1e-10 * np.abs(serial["virial"]).max()
+    water.calc = FFKitCalculator(tmp_path / "mp.pt")
+    stress = water.get_stress(voigt=True)
+    xx, yy, zz, yz, xz, xy = -stress * water.get_volume()
+    assert np.abs(serial["virial"] - [xx, yy, zz, xy, xz, yz]).max() < 1e-8 * np.abs(serial["virial"]).max()
+
