@@ -11,8 +11,9 @@ number of optimiser steps. Data and test frames as benchmarks/accuracy.py: rMD17
 (50 validation frames held out), tested on all of test_MD.xyz; water: the seeded 90/10 split.
 
 Recorded per data set and frame count: the student's test errors against QM; its force error
-against the teacher on 200 frames of a separate 300 K teacher trajectory; with --baseline, the
-same tier trained on the QM frames alone for the same optimiser steps, in the same run. Results
+against the teacher on 200 frames of a separate 300 K teacher trajectory; its stability in
+LAMMPS (NVT 100 ps at 300 K, 20 ps at 600 K, judged by `ffkit validate`); with --baseline, the
+same for the tier trained on the QM frames alone for the same optimiser steps, in the same run. Results
 merge into distill.json and distill.md (records not rerun are kept); runs stay in
 benchmarks/.distill/ (resumable: rerunning continues them).
 """
@@ -27,7 +28,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ffkit.artifact import compile_model  # noqa: E402
 from ffkit.calculator import FFKitCalculator  # noqa: E402
+from ffkit.checkpoints import load_checkpoint  # noqa: E402
 from ffkit.config import TrainConfig  # noqa: E402
 from ffkit.datasets import read_frames, split_frames, write_extxyz  # noqa: E402
 from ffkit.distill import DistillPlan, distill  # noqa: E402
@@ -73,13 +76,51 @@ def error_against_teacher(student: Path, teacher: Path, start, work: Path, frame
     return 1000.0 * float(np.mean(errors))
 
 
+def stability(artifact: Path, start, work: Path) -> dict:
+    """`ffkit validate` verdicts of NVT runs in LAMMPS: 100 ps at 300 K and 20 ps at 600 K (0.5 fs steps;
+    a molecule sits in a 30 Å box). Temperature checked, not energy drift (a thermostat does not conserve it)."""
+    from ffkit.artifact import read_metadata
+    from ffkit.validate.run import run_validation
+    from ffkit_lammps_adapter.md import md_script, run, write_atomic_data
+
+    atoms = start.to_atoms()
+    if not atoms.pbc.any():
+        atoms.set_cell([30.0] * 3)
+        atoms.center()
+        atoms.pbc = True
+    elements = read_metadata(artifact)["species_symbols"]
+    verdicts = {}
+    for temperature, ps in ((300.0, 100.0), (600.0, 20.0)):
+        case = work / f"nvt_{temperature:g}K"
+        report = case / "report" / "report.json"
+        if not report.is_file():
+            case.mkdir(parents=True, exist_ok=True)
+            write_atomic_data(atoms, case / "data.lmp", elements)
+            steps = int(ps * 2000)
+            try:
+                run(case, md_script(artifact.resolve(), elements, steps, 0.5, temperature, dump_every=200,
+                                    thermo_every=200, thermostat=True))
+            except RuntimeError as exc:
+                verdicts[f"{temperature:g} K, {ps:g} ps"] = f"lmp stopped: {str(exc)[:200]}"
+                continue
+            (case / "checks.yaml").write_text("energy:\n  max_drift_meV_per_atom_ps: null\n")
+            run_validation(case / "data.lmp", case / "traj.dump", log=case / "log.lammps",
+                           report_dir=case / "report", config=case / "checks.yaml", target_temperature=temperature)
+        result = json.loads(report.read_text())
+        verdicts[f"{temperature:g} K, {ps:g} ps"] = "passed" if result["passed"] else \
+            "failed: " + ", ".join(result["failed_checks"])
+    return verdicts
+
+
 def markdown(records) -> str:
     lines = ["| dataset | model | teacher MD frames | training frames | F MAE vs QM (meV/Å) | E MAE vs QM (meV) | "
-             "F MAE vs teacher (meV/Å) | optimiser steps |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "F MAE vs teacher (meV/Å) | optimiser steps | NVT 300 K 100 ps / 600 K 20 ps |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in records:
         vs_teacher = f"{r['f_mae_vs_teacher_meV_A']:.2f}" if r.get("f_mae_vs_teacher_meV_A") is not None else "–"
         lines.append(f"| {r['dataset']} | {r['model']} | {r['teacher_md_frames']} | {r['training_frames']} | "
-                     f"{r['f_mae_meV_A']:.2f} | {r['e_mae_meV']:.2f} | {vs_teacher} | {r['steps']} |")
+                     f"{r['f_mae_meV_A']:.2f} | {r['e_mae_meV']:.2f} | {vs_teacher} | {r['steps']} | "
+                     f"{' / '.join((r.get('stability') or {}).values()) or '–'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -122,16 +163,23 @@ def main() -> int:
                   "training_frames": summary["frames"]["training_frames"], **result,
                   "f_mae_vs_teacher_meV_A": error_against_teacher(run / "student.pt", teacher, start,
                                                                   work / "teacher_300K"),
-                  "steps": summary["steps"], "frames": summary["frames"], "n_test": len(test_frames)}, out)
+                  "steps": summary["steps"], "frames": summary["frames"], "n_test": len(test_frames),
+                  "stability": stability(run / "student.pt", start, run / "stability")}, out)
         if args.baseline:
             run = work / f"{args.tier}_qm_only"
             cfg = TrainConfig(data=str(train_file), out=str(run), tier=args.tier, n_valid=n_valid, dtype="float32",
                               seed=0)  # the student's settings, on the QM frames alone
             summary = train(cfg, resume=(run / "last.pt").is_file())
-            result = evaluate_model(run / "best.pt", test_frames)["metrics"]
+            model, ckpt = load_checkpoint(run / "best.pt")
+            compile_model(model, run / "model.pt", dtype="float32", checkpoint=ckpt)
+            result = evaluate_model(run / "model.pt", test_frames)["metrics"]
+            start = read_frames(train_file, index=0)[0]
             save({"dataset": name, "model": "QM only", "teacher_md_frames": 0,
-                  "training_frames": len(read_frames(train_file)) - n_valid, **result, "f_mae_vs_teacher_meV_A": None,
-                  "steps": summary["steps"], "n_test": len(test_frames)}, out)
+                  "training_frames": len(read_frames(train_file)) - n_valid, **result,
+                  "f_mae_vs_teacher_meV_A": error_against_teacher(run / "model.pt", teacher, start,
+                                                                  work / "teacher_300K"),
+                  "steps": summary["steps"], "n_test": len(test_frames),
+                  "stability": stability(run / "model.pt", start, run / "stability")}, out)
     return 0
 
 
