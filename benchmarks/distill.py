@@ -28,30 +28,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from accuracy import datasets  # noqa: E402  (the split benchmarks/accuracy.py trains the teachers on)
 from ffkit.artifact import compile_model  # noqa: E402
 from ffkit.calculator import FFKitCalculator  # noqa: E402
 from ffkit.checkpoints import load_checkpoint  # noqa: E402
 from ffkit.config import TrainConfig  # noqa: E402
-from ffkit.datasets import read_frames, split_frames, write_extxyz  # noqa: E402
+from ffkit.datasets import read_frames  # noqa: E402
 from ffkit.distill import DistillPlan, distill  # noqa: E402
 from ffkit.engines import engine  # noqa: E402
 from ffkit.evaluation import evaluate_model  # noqa: E402
 from ffkit.training import train  # noqa: E402
 
-DATA = ROOT / "data"
 WORK = ROOT / "benchmarks" / ".distill"
-
-
-def dataset(name: str, work: Path):
-    """(training file, test frames) as benchmarks/accuracy.py makes them."""
-    if name == "rmd17_ethanol":
-        return DATA / "rmd17_ethanol" / "train.xyz", read_frames(DATA / "rmd17_ethanol" / "test_MD.xyz")
-    water = read_frames(DATA / "water_deepmd" / "water.extxyz")
-    train_frames, test_frames = split_frames(water, 0.1, seed=0)
-    path = work / "water_train.xyz"
-    if not path.is_file():
-        write_extxyz(train_frames, path)
-    return path, test_frames
 
 
 def error_against_teacher(student: Path, teacher: Path, start, work: Path, frames: int = 200) -> float:
@@ -145,10 +133,10 @@ def main() -> int:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in args.datasets:
+    WORK.mkdir(parents=True, exist_ok=True)
+    for name, train_file, test_frames in datasets(WORK, args.datasets):
         work = WORK / name
         work.mkdir(parents=True, exist_ok=True)
-        train_file, test_frames = dataset(name, work)
         teacher = ROOT / "benchmarks" / "models" / f"{name}_accurate.pt"
         periodic = bool(test_frames[0].pbc.all())
         n_valid = 20 if periodic else 50

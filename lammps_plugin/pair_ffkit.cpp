@@ -388,7 +388,6 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
   const int *type = atom->type;
-  double **x = atom->x;
 
   if (static_cast<int>(compact_of.size()) < nall) compact_of.resize(nall);
   std::fill(compact_of.begin(), compact_of.begin() + nall, -1);
@@ -406,7 +405,6 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
   const int inum = list->inum;
   const int *ilist = list->ilist;
   const int *numneigh = list->numneigh;
-  int **firstneigh = list->firstneigh;
   const int ncentres_lammps = inum + (model_layers > 1 ? list->gnum : 0);
   int64_t capacity = 0;
   for (int ii = 0; ii < ncentres_lammps; ii++) capacity += numneigh[ilist[ii]];
@@ -417,44 +415,13 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
   int64_t *centre = edge_buf.data();
   int64_t *neighbour = edge_buf.data() + capacity;
 
-  const double cut2 = model_cutoff * model_cutoff;
-  const int nspecies = static_cast<int>(model_symbols.size());
   const bool watch = close_mode > 0 && !min_dist2.empty();
   double closest = 1.0;  // smallest (r / closest approach in training)^2 seen in this step
   int close_i = -1, close_j = -1;
   int64_t nedges = 0;
   for (int ii = 0; ii < inum; ii++) {
-    const int i = ilist[ii];
-    const int ci = compact_of[i];
-    if (ci < 0) continue;
-    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
-    const int *jlist = firstneigh[i];
-    const int jnum = numneigh[i];
-    for (int jj = 0; jj < jnum; jj++) {
-      const int j = jlist[jj] & NEIGHMASK;
-      const int s = type2species[type[j]];
-      if (s < 0) continue;
-      const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
-      const double r2 = dx * dx + dy * dy + dz * dz;
-      if (r2 >= cut2) continue;
-      if (watch) {
-        const double known = min_dist2[species_buf[ci] * nspecies + s];
-        if (known > 0.0 && r2 < closest * known) {
-          closest = r2 / known;
-          close_i = i;
-          close_j = j;
-        }
-      }
-      int cj = compact_of[j];
-      if (cj < 0) {
-        cj = compact_of[j] = static_cast<int>(lammps_of.size());
-        lammps_of.push_back(j);
-        species_buf.push_back(s);
-      }
-      centre[nedges] = ci;
-      neighbour[nedges] = cj;
-      nedges++;
-    }
+    const int ci = compact_of[ilist[ii]];
+    if (ci >= 0) add_edges(ci, watch, nedges, centre, neighbour, closest, close_i, close_j);
   }
   if (close_i >= 0) report_close_contact(close_i, close_j);
 
@@ -462,32 +429,53 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
   // the locals, as the model expects) are centres too; their neighbours beyond become outer ghosts
   if (model_layers > 1) {
     const int nfirst = static_cast<int>(lammps_of.size());
-    for (int ci = nlocal_compact; ci < nfirst; ci++) {
-      const int i = lammps_of[ci];
-      const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
-      const int *jlist = firstneigh[i];
-      const int jnum = numneigh[i];
-      for (int jj = 0; jj < jnum; jj++) {
-        const int j = jlist[jj] & NEIGHMASK;
-        const int s = type2species[type[j]];
-        if (s < 0) continue;
-        const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
-        if (dx * dx + dy * dy + dz * dz >= cut2) continue;
-        int cj = compact_of[j];
-        if (cj < 0) {
-          cj = compact_of[j] = static_cast<int>(lammps_of.size());
-          lammps_of.push_back(j);
-          species_buf.push_back(s);
-        }
-        centre[nedges] = ci;
-        neighbour[nedges] = cj;
-        nedges++;
-      }
-    }
+    for (int ci = nlocal_compact; ci < nfirst; ci++)
+      add_edges(ci, false, nedges, centre, neighbour, closest, close_i, close_j);
   }
   if (nedges < capacity) std::memmove(centre + nedges, neighbour, nedges * sizeof(int64_t));
   ncompact = static_cast<int>(lammps_of.size());
   return nedges;
+}
+
+/* Edges from graph atom ci (LAMMPS atom lammps_of[ci]) to each model-type neighbour within the model
+   cutoff; neighbours not yet in the graph are appended to it. With `watch`, tracks the closest approach
+   relative to the training data's (closest, close_i, close_j). */
+void PairFFKit::add_edges(int ci, bool watch, int64_t &nedges, int64_t *centre, int64_t *neighbour, double &closest,
+                          int &close_i, int &close_j)
+{
+  const int *type = atom->type;
+  double **x = atom->x;
+  const double cut2 = model_cutoff * model_cutoff;
+  const int nspecies = static_cast<int>(model_symbols.size());
+  const int i = lammps_of[ci];
+  const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
+  const int *jlist = list->firstneigh[i];
+  const int jnum = list->numneigh[i];
+  for (int jj = 0; jj < jnum; jj++) {
+    const int j = jlist[jj] & NEIGHMASK;
+    const int s = type2species[type[j]];
+    if (s < 0) continue;
+    const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
+    const double r2 = dx * dx + dy * dy + dz * dz;
+    if (r2 >= cut2) continue;
+    if (watch) {
+      const double known = min_dist2[species_buf[ci] * nspecies + s];
+      if (known > 0.0 && r2 < closest * known) {
+        closest = r2 / known;
+        close_i = i;
+        close_j = j;
+      }
+    }
+    int cj = compact_of[j];
+    if (cj < 0) {
+      cj = compact_of[j] = static_cast<int>(lammps_of.size());
+      lammps_of.push_back(j);
+      species_buf.push_back(s);
+    }
+    centre[nedges] = ci;
+    neighbour[nedges] = cj;
+    nedges++;
+  }
 }
 
 /* Two atoms closer than any pair of their elements in the training data: the model extrapolates

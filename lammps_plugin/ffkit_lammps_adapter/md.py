@@ -84,6 +84,19 @@ def run_nve(model: Path, atoms, elements: Sequence[str], workdir: Path, steps: i
     return run(workdir, script, ranks=ranks)
 
 
+def boxed(atoms):
+    """A copy of `atoms`; a molecule (no periodicity) gets a periodic box 40 Å wider than itself, so no
+    periodic image comes within any model's reach."""
+    import numpy as np
+
+    atoms = atoms.copy()
+    if not atoms.pbc.any():
+        atoms.set_cell([np.ptp(atoms.positions, axis=0).max() + 40.0] * 3)
+        atoms.center()
+        atoms.pbc = True
+    return atoms
+
+
 SINGLE_POINT = """units metal
 atom_style atomic
 boundary p p p
@@ -100,8 +113,7 @@ print "FFKIT_ENERGY $(pe:%.17g)"
 def single_point(model: Path, atoms, elements: Sequence[str], workdir: Path):
     """Energy (eV) and forces (eV/Å, in the order and frame of `atoms`) of `atoms` from `lmp` `run 0`.
 
-    A molecule (no periodicity) sits in a box wider than its extent plus twice the model's reach,
-    so no periodic image is within range. A triclinic cell is rotated into LAMMPS's convention by
+    A molecule sits in a box (`boxed`). A triclinic cell is rotated into LAMMPS's convention by
     the data writer, so the forces are rotated back.
     """
     import numpy as np
@@ -109,12 +121,7 @@ def single_point(model: Path, atoms, elements: Sequence[str], workdir: Path):
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    atoms = atoms.copy()
-    if not atoms.pbc.any():
-        extent = np.ptp(atoms.positions, axis=0).max()
-        atoms.set_cell([extent + 40.0] * 3)
-        atoms.center()
-        atoms.pbc = True
+    atoms = boxed(atoms)
     write_atomic_data(atoms, workdir / "data.lmp", elements)
     run(workdir, SINGLE_POINT.format(model=Path(model).resolve(), elements=" ".join(elements)))
     energy = float(re.findall(r"^FFKIT_ENERGY (\S+)$", (workdir / "log.lammps").read_text(), flags=re.MULTILINE)[-1])
@@ -147,17 +154,13 @@ def sample_md(model: Path, atoms, elements: Sequence[str], workdir: Path, temper
     """NVT MD (Nose-Hoover, 50 fs) of `atoms` with artifact `model` at `temperature`, keeping every
     `every`-th step after the first: positions (unwrapped, Å), forces (eV/Å) and energies (eV) as the
     model computed them in the run (no second evaluation), and for a committee the largest spread of
-    its members' forces on any atom (eV/Å). A molecule gets a box wider than itself plus 40 Å."""
+    its members' forces on any atom (eV/Å). A molecule sits in a box (`boxed`)."""
     import numpy as np
     from ase.calculators.lammps import Prism
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    atoms = atoms.copy()
-    if not atoms.pbc.any():
-        atoms.set_cell([np.ptp(atoms.positions, axis=0).max() + 40.0] * 3)
-        atoms.center()
-        atoms.pbc = True
+    atoms = boxed(atoms)
     write_atomic_data(atoms, workdir / "data.lmp", elements)
     script = SAMPLE.format(model=Path(model).resolve(), elements=" ".join(elements), temperature=temperature,
                            seed=seed, timestep_ps=timestep_fs / 1000.0, every=every, steps=steps,
