@@ -97,13 +97,16 @@ def boxed(atoms):
     return atoms
 
 
-SINGLE_POINT = """units metal
+# single points and sampling: the data file of write_atomic_data, the artifact as pair_style ffkit
+READ_MODEL = """units metal
 atom_style atomic
 boundary p p p
 read_data data.lmp
 pair_style ffkit
 pair_coeff * * {model} {elements}
-dump forces all custom 1 forces.dump id fx fy fz
+"""
+
+SINGLE_POINT = READ_MODEL + """dump forces all custom 1 forces.dump id fx fy fz
 dump_modify forces format float %.17g sort id
 run 0
 print "FFKIT_ENERGY $(pe:%.17g)"
@@ -130,13 +133,7 @@ def single_point(model: Path, atoms, elements: Sequence[str], workdir: Path):
     return energy, Prism(atoms.cell.array).vector_to_ase(forces)
 
 
-SAMPLE = """units metal
-atom_style atomic
-boundary p p p
-read_data data.lmp
-pair_style ffkit
-pair_coeff * * {model} {elements}
-{spread}neighbor 1.0 bin
+SAMPLE = READ_MODEL + """{spread}neighbor 1.0 bin
 velocity all create {temperature} {seed} mom yes rot yes dist gaussian
 fix md all nvt temp {temperature} {temperature} 0.05
 timestep {timestep_ps}
