@@ -174,10 +174,25 @@ def mace_args(data: Path, settings: dict, seed: int = 0) -> list:
     return args
 
 
+def mace_epoch_seconds(log: Path):
+    """Seconds between MACE's initial evaluation and the end of epoch 0 in its log (one epoch of training
+    and one validation), or None when the log does not have both lines."""
+    from datetime import datetime
+
+    stamps = {}
+    for line in log.read_text().splitlines():
+        m = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) INFO: (Initial|Epoch 0):", line)
+        if m:
+            stamps[m.group(2)] = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
+    if len(stamps) < 2:
+        return None
+    return (stamps["Epoch 0"] - stamps["Initial"]).total_seconds()
+
+
 def train_mace(data: Path, run: Path, budget: str, minutes: float) -> dict:
     """mace_run_train within `minutes`. With the tier budget, one epoch is timed first, in a scratch
-    folder outside the budget, and the run then trains from scratch with the number of epochs that
-    fit and MACE's stage two (SWA with a raised energy weight) over the last 20%, as its recipe ends.
+    folder outside the budget (the epoch from MACE's log, the start-up as the rest of the command),
+    and the run then trains from scratch with the number of epochs that fit and MACE's stage two (SWA with a raised energy weight) over the last 20%, as its recipe ends.
     (Continuing from the timed epoch instead fails in stage two: a checkpoint saved without SWA has
     no `swa_lr`, ACEsuit/mace#172.) A run stopped by the budget is finished by the same command with
     the epochs it reached: that loads its last checkpoint and writes the model files."""
@@ -192,9 +207,11 @@ def train_mace(data: Path, run: Path, budget: str, minutes: float) -> dict:
         timing.mkdir(exist_ok=True)
         first = run_with_budget([cli, *mace_args(data, dict(settings, max_num_epochs=1))], timing, minutes,
                                 timing / "train.log")
-        epochs = max(2, int(60.0 * minutes / first))
+        epoch = mace_epoch_seconds(timing / "train.log") or first
+        startup = first - epoch  # data loading and statistics: paid again by the real run
+        epochs = max(2, int((60.0 * minutes - startup) / epoch))
         settings.update(max_num_epochs=epochs, swa=True, start_swa=max(1, int(0.8 * epochs)),
-                        timed_epoch_seconds=round(first, 1))
+                        timed_epoch_seconds=round(epoch, 1), startup_seconds=round(startup, 1))
         (run / "schedule.json").write_text(json.dumps(settings))
         return run_with_budget([cli, *mace_args(data, settings)], run, minutes, log)
 
