@@ -65,8 +65,8 @@ def _sha256(path) -> str:
 def _frame(template, positions, energy, forces, source):
     from .datasets import Frame
 
-    return Frame(numbers=template.numbers, positions=np.asarray(positions, dtype=np.float64), cell=template.cell,
-                 pbc=template.pbc, energy=float(energy), forces=np.asarray(forces, dtype=np.float64), source=source)
+    return Frame(numbers=np.asarray(template.numbers), positions=np.asarray(positions, dtype=np.float64),
+                 cell=np.asarray(template.cell, dtype=np.float64), pbc=np.asarray(template.pbc), energy=float(energy), forces=np.asarray(forces, dtype=np.float64), source=source)
 
 
 def sample_teacher(plan: DistillPlan, meta: Dict[str, Any], starts: List, run: Path, progress: bool) -> List:
@@ -102,7 +102,6 @@ def sample_teacher(plan: DistillPlan, meta: Dict[str, Any], starts: List, run: P
 
 def perturbed_frames(plan: DistillPlan, qm_train: List, progress: bool) -> List:
     """Rattled (half) and strained (half) copies of QM training frames, labelled by the teacher in Python."""
-    from ase import Atoms
     from tqdm import tqdm
 
     from .calculator import FFKitCalculator
@@ -113,7 +112,7 @@ def perturbed_frames(plan: DistillPlan, qm_train: List, progress: bool) -> List:
     for n in tqdm(range(plan.rattled), desc="teacher labels", unit="frame", disable=not progress or not plan.rattled,
                   dynamic_ncols=True):
         base = qm_train[rng.integers(len(qm_train))]
-        atoms = Atoms(numbers=base.numbers, positions=base.positions, cell=base.cell, pbc=base.pbc)
+        atoms = base.to_atoms()
         if n % 2 == 0:
             atoms.positions = atoms.positions + rng.normal(0.0, plan.rattle_A, atoms.positions.shape)
             how = f"rattled {plan.rattle_A:g} Å"

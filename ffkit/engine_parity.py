@@ -74,7 +74,7 @@ def check(artifact, meta: Dict[str, Any], frame, where: str, workdir, model=None
                          f"{energy_error:.3g} eV, forces by up to {force_error:.3g} eV/Å "
                          f"({record['force_max_rel_error']:.2g} of the largest force; tolerance "
                          f"{record['tolerance_rel']:g} for {meta['dtype']}); the artifact was not written. "
-                         f"The engine's files are in {workdir}")
+                         "Please report it with the checkpoint; --no-check writes it unproven")
     return record
 
 
