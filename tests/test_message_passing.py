@@ -1,4 +1,5 @@
-"""The message-passing term: symmetric, two cutoffs deep, and exact through the ghost-atom convention."""
+"""The message-passing terms (invariant states, equivariant tensors): symmetric, two cutoffs deep, and
+exact through the ghost-atom convention."""
 
 import numpy as np
 import pytest
@@ -10,16 +11,18 @@ from ffkit.artifact import compile_model, read_metadata
 from ffkit.calculator import FFKitCalculator
 from ffkit.model.tiers import build_model, resolve_terms
 from ffkit.neighbors import ghost_layout
-from model_helpers import energy_forces
+from ffkit.graphs import collate, frame_graph
+from model_helpers import atoms_frame, energy_forces
 
 SMALL = {"type": "message_passing", "cutoff": 3.0, "n_basis": 6, "n_channels": 4, "l_max": 2, "n_coupled": 2,
          "hidden": [8], "state_channels": 4, "state_hidden": [8], "message_l_max": 2}
+SMALL_TENSORS = {"type": "tensor_messages", "cutoff": 3.0, "n_basis": 6, "channels": 4, "interactions": 1,
+                 "hidden": [8]}
 
 
-@pytest.fixture(scope="module")
-def model():
+def small_model(many_body):
     torch.manual_seed(3)
-    terms = {**resolve_terms("accurate"), "many_body": SMALL}
+    terms = {**resolve_terms("accurate"), "many_body": many_body}
     terms["pair"] = {**terms["pair"], "cutoff": 3.0}
     m = build_model(None, [1, 8], [0.0, 0.0], terms=terms, avg_neighbors=10.0).double()
     with torch.no_grad():
@@ -28,15 +31,21 @@ def model():
     return m
 
 
+@pytest.fixture(scope="module", params=[SMALL, SMALL_TENSORS], ids=["states", "tensors"])
+def model(request):
+    return small_model(request.param)
+
+
 def test_energy_is_invariant_and_forces_are_its_gradient(model):
     rng = np.random.default_rng(0)
     atoms = Atoms("OH2OH2", positions=rng.uniform(0, 3.5, (6, 3)))
     e, f = energy_forces(model, atoms)
     rotation = np.linalg.qr(rng.normal(size=(3, 3)))[0]
-    moved = atoms.copy()
-    moved.positions = atoms.positions @ rotation.T + 4.0
-    e2, f2 = energy_forces(model, moved)
-    assert e2 == pytest.approx(e, abs=1e-12) and np.allclose(f2, f @ rotation.T, atol=1e-12)
+    for turn in (rotation, rotation * [-1, 1, 1]):  # a rotation, and one with a reflection: O(3)
+        moved = atoms.copy()
+        moved.positions = atoms.positions @ turn.T + 4.0
+        e2, f2 = energy_forces(model, moved)
+        assert e2 == pytest.approx(e, abs=1e-12) and np.allclose(f2, f @ turn.T, atol=1e-12)
     h = 1e-5
     for atom, axis in ((0, 0), (4, 2)):
         plus, minus = atoms.copy(), atoms.copy()
@@ -57,38 +66,29 @@ def test_an_atom_reaches_two_cutoffs_and_no_farther(model):
     assert np.allclose(energy_forces(model, far)[1][0], energy_forces(model, farther)[1][0], atol=1e-14)
 
 
-def test_two_shell_ghost_layout_gives_ghosts_their_neighbours(reference_data):
-    water = read(reference_data / "water_deepmd" / "water.extxyz", index=0)
-    one = ghost_layout(water.positions, np.asarray(water.cell), water.pbc, 3.0)
-    two = ghost_layout(water.positions, np.asarray(water.cell), water.pbc, 3.0, layers=2)
-    n_local_edges = one.edge_index.shape[1]
-    assert np.array_equal(two.edge_index[:, :n_local_edges], one.edge_index)     # local atoms as before
-    assert np.allclose(two.positions[:len(one.positions)], one.positions)
-    centres = np.unique(two.edge_index[0])
-    assert set(one.edge_index[1]) <= set(centres)                                # every neighbour is a centre
-    own_counts = np.bincount(one.edge_index[0], minlength=one.n_local)
-    assert np.array_equal(np.bincount(two.edge_index[0])[centres], own_counts[two.owner[centres]])
-    lengths = np.linalg.norm(two.positions[two.edge_index[1]] - two.positions[two.edge_index[0]], axis=1)
-    assert lengths.max() < 3.0
+def test_tensors_without_interaction_are_strictly_local():
+    # O, H at 2.5 Å, H at 4 Å (cutoff 3 Å): the first O's own energy sees the last H only through messages
+    local = small_model({**SMALL_TENSORS, "interactions": 0})
+    assert local.layers == 1
+
+    def energy_of_first(model, last_x):
+        chain = Atoms("OHH", positions=[[0, 0, 0], [2.5, 0, 0], [last_x, 0.3, 0]])
+        graph = collate([frame_graph(atoms_frame(chain), model.species, model.cutoff)]).to(torch.float64)
+        vectors = graph.positions[graph.edge_index[1]] - graph.positions[graph.edge_index[0]] + graph.shifts
+        return float(model(graph.species, graph.edge_index, vectors, 3)[0])
+    assert energy_of_first(local, 4.0) == energy_of_first(local, 4.2)
+    reaching = small_model(SMALL_TENSORS)
+    assert energy_of_first(reaching, 4.0) != energy_of_first(reaching, 4.2)  # small weights: a small change
 
 
-def test_artifact_through_the_ghost_convention_equals_the_periodic_model(model, reference_data, tmp_path):
-    water = read(reference_data / "water_deepmd" / "water.extxyz", index=0)
-    e, f = energy_forces(model, water)
-    compile_model(model, tmp_path / "mp.pt", dtype="float64", tabulate=False)
-    assert read_metadata(tmp_path / "mp.pt")["layers"] == 2
-    water.calc = FFKitCalculator(tmp_path / "mp.pt")
-    assert water.get_potential_energy() == pytest.approx(e, rel=1e-13)
-    assert np.abs(water.get_forces() - f).max() < 1e-12
-
-
-def test_message_passing_trains(tmp_path):
+@pytest.mark.parametrize("many_body", [SMALL, SMALL_TENSORS], ids=["states", "tensors"])
+def test_message_passing_trains(many_body, tmp_path):
     from ffkit import bundled
     from ffkit.config import TrainConfig
     from ffkit.training import train
 
     cfg = TrainConfig(data=str(bundled.path("ethanol_train.xyz")), out=str(tmp_path / "run"), tier="accurate",
-                      terms={"many_body": SMALL}, max_frames=20, n_valid=4, epochs=2, batch_size=4,
+                      terms={"many_body": None, "ml": many_body}, max_frames=20, n_valid=4, epochs=2, batch_size=4,
                       dtype="float64", progress=False)
     summary = train(cfg)
     assert summary["epochs"] == 2 and np.isfinite(summary["best_valid_f_mae_meV_A"])
@@ -102,14 +102,14 @@ def test_lammps_runs_it_exactly_in_serial_and_on_two_ranks(model, reference_data
 
     water = read(reference_data / "water_deepmd" / "water.extxyz", index=4)
     e, f = energy_forces(model, water)
-    compile_model(model, tmp_path / "mp.pt", dtype="float64")
+    compile_model(model, tmp_path / "mp.pt", dtype="float64", tabulate=False)  # no spline: exact
     assert read_metadata(tmp_path / "mp.pt")["layers"] == 2
     pair = f"pair_style ffkit\npair_coeff * * {tmp_path / 'mp.pt'} O H"
     serial = lammps_single_point(tmp_path / "serial", water, ("O", "H"), pair)
     two = lammps_single_point(tmp_path / "two", water, ("O", "H"), pair, nprocs=2)
     scale = np.abs(f).max()
-    assert serial["energy"] == pytest.approx(e, rel=1e-9)  # the pair terms run as a spline in the artifact
-    assert np.abs(serial["forces"] - f).max() < 1e-7 * scale
+    assert serial["energy"] == pytest.approx(e, rel=1e-12)
+    assert np.abs(serial["forces"] - f).max() < 1e-10 * scale
     assert two["energy"] == pytest.approx(serial["energy"], rel=1e-12)
     assert np.abs(two["forces"] - serial["forces"]).max() < 1e-10 * scale
     assert np.abs(two["virial"] - serial["virial"]).max() < 1e-10 * np.abs(serial["virial"]).max()

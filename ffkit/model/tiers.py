@@ -19,7 +19,7 @@ import copy
 from typing import Any, Dict, List, Optional
 
 from ..errors import FFKitError
-from . import physics, pair, descriptor_terms, message_passing  # noqa: F401 (importing registers their term types)
+from . import physics, pair, descriptor_terms, message_passing, tensor_messages  # noqa: F401 (importing registers their term types)
 from .forcefield import ForceField
 from .term import TERM_TYPES, make_term
 

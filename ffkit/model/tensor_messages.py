@@ -1,0 +1,158 @@
+"""Equivariant Cartesian-tensor messages: atoms carry 3x3 tensors per channel (TensorNet-like).
+
+Each atom i holds, per channel c, a 3x3 matrix X_ic = I_ic + A_ic + S_ic: a scalar (times the
+identity), an antisymmetric part (a vector, as its skew matrix) and a symmetric traceless part
+(rank 2). Rotations act as R X R^T on all three, so matrix products of such tensors are
+equivariant: that is how directions, not only distances and angles' cosines, travel between atoms
+(l <= 2 features, which carry most of MACE's and NequIP's accuracy).
+
+- Embedding: X_i = sum_j f(r_ij) [f_I 1 + f_A skew(r^_ij) + f_S (r^ r^^T - 1/3)], with radial
+  channels that depend on both elements; then each part is mixed over channels and gated by a
+  small network of the per-channel norms.
+- Interaction (`interactions: 1`): neighbours' normalised tensors Y_j, weighted by radial
+  channels per part, are summed into M_i; P_i = Y_i M_i + M_i Y_i raises the body order and
+  brings the neighbours' directions in; X_i += D + D D, D the channel-mixed, normalised P.
+  With `interactions: 0` the product is the atom's own Y_i Y_i: strictly local.
+- Readout: per channel the scalar, |A|^2 and |S|^2 of every layer -> one atomic network.
+
+With an interaction, an atom's energy reaches two cutoffs (`layers = 2`): engines give every
+neighbour of a local atom its own neighbourhood (ghost centres numbered right after the locals, as
+`ghost_layout(layers=2)` and the LAMMPS plugin do).
+"""
+
+from typing import Any, Dict, List, Tuple
+
+import torch
+from torch import nn
+
+from .descriptor_terms import DescriptorTerm
+from .radial import BesselBasis
+from .readout import ElementNetworks
+from .term import register_term
+
+
+def decompose(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Scalar (trace / 3, shape (..., C)), antisymmetric and symmetric traceless parts of (..., C, 3, 3)."""
+    scalar = x.diagonal(dim1=-2, dim2=-1).sum(-1) / 3.0
+    transposed = x.transpose(-1, -2)
+    eye = torch.eye(3, dtype=x.dtype, device=x.device)
+    return scalar, 0.5 * (x - transposed), 0.5 * (x + transposed) - scalar[..., None, None] * eye
+
+
+def invariants(x: torch.Tensor) -> torch.Tensor:
+    """Per channel: the scalar part, |A|^2 and |S|^2 of (N, C, 3, 3) tensors -> (N, 3C)."""
+    scalar, anti, sym = decompose(x)
+    return torch.cat([scalar, (anti * anti).sum((-1, -2)), (sym * sym).sum((-1, -2))], dim=1)
+
+
+def normalised(x: torch.Tensor) -> torch.Tensor:
+    """x / (|x| + 1) per channel: keeps products of tensors O(1) whatever the neighbour count."""
+    return x / (torch.linalg.vector_norm(x, dim=(-1, -2), keepdim=True) + 1.0)
+
+
+class PartMixing(nn.Module):
+    """Separate channel mixing (C -> C, no bias) of the scalar, antisymmetric and symmetric parts:
+    a linear map of each part keeps it what it is, so the result stays equivariant."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weights = nn.Parameter(torch.randn(3, channels, channels) / channels ** 0.5)
+
+    def forward(self, x: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        """Mixed (N, C, 3, 3) tensors, each part scaled per atom and channel by gates (N, 3, C)."""
+        scalar, anti, sym = decompose(x)
+        eye = torch.eye(3, dtype=x.dtype, device=x.device)
+        s = (scalar @ self.weights[0]) * gates[:, 0]
+        a = torch.einsum("nkab,kl->nlab", anti, self.weights[1]) * gates[:, 1, :, None, None]
+        t = torch.einsum("nkab,kl->nlab", sym, self.weights[2]) * gates[:, 2, :, None, None]
+        return s[..., None, None] * eye + a + t
+
+
+class EdgeRadials(nn.Module):
+    """Radial channels (E, 3, C), one set per part, as a learned mix of the Bessel basis times a
+    learned factor per ordered element pair."""
+
+    def __init__(self, n_species: int, n_basis: int, channels: int):
+        super().__init__()
+        self.n_species = n_species
+        self.channels = channels
+        self.mix = nn.Linear(n_basis, 3 * channels, bias=False)
+        self.pair_factors = nn.Parameter(torch.ones(n_species * n_species, 3 * channels))
+
+    def forward(self, basis: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
+        return (self.mix(basis) * self.pair_factors.index_select(0, pair)).view(-1, 3, self.channels)
+
+
+@register_term("tensor_messages")
+class TensorMessagesML(DescriptorTerm):
+    def __init__(self, n_species: int, cutoff: float, n_basis: int = 8, channels: int = 32, interactions: int = 1,
+                 hidden: List[int] = [128, 128], avg_neighbors: float = 10.0, shared_readout: bool = True):
+        super().__init__()
+        if interactions not in (0, 1):
+            raise ValueError(f"tensor_messages: interactions must be 0 or 1, not {interactions}")
+        self.cutoff = float(cutoff)
+        self.layers = interactions + 1
+        self.interactions = interactions
+        self.n_species = n_species
+        self.channels = channels
+        self.inv_neighbors = 1.0 / float(avg_neighbors)
+        self.basis = BesselBasis(cutoff, n_basis)
+        self.embed_radials = EdgeRadials(n_species, n_basis, channels)
+        self.embed_norm = nn.LayerNorm(channels)
+        self.embed_gates = nn.Sequential(nn.Linear(channels, 2 * channels), nn.SiLU(),
+                                         nn.Linear(2 * channels, 3 * channels))
+        self.embed_mixing = PartMixing(channels)
+        self.message_radials = EdgeRadials(n_species, n_basis, channels)
+        self.pre_mixing = PartMixing(channels)
+        self.post_mixing = PartMixing(channels)
+        self.readout = ElementNetworks(n_species, 6 * channels, hidden, shared_readout)
+
+    @classmethod
+    def from_spec(cls, spec: Dict[str, Any], species: List[int], avg_neighbors: float) -> "TensorMessagesML":
+        return cls(len(species), avg_neighbors=avg_neighbors, **spec)
+
+    def embedding(self, species: torch.Tensor, edge_index: torch.Tensor, unit: torch.Tensor,
+                  basis: torch.Tensor, n_centres: int) -> torch.Tensor:
+        """X (n_centres, C, 3, 3) of atoms 0..n_centres-1 from their own neighbourhoods."""
+        radial = self.embed_radials(basis, species[edge_index[0]] * self.n_species + species[edge_index[1]])
+        eye = torch.eye(3, dtype=unit.dtype, device=unit.device).reshape(1, 1, 9)
+        zero = torch.zeros_like(unit[:, 0])
+        x, y, z = unit[:, 0], unit[:, 1], unit[:, 2]
+        skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=1)
+        sym = (unit.unsqueeze(2) * unit.unsqueeze(1)).reshape(-1, 9) - eye[0] / 3.0
+        edge = radial[:, 0:1].transpose(1, 2) * eye + radial[:, 1].unsqueeze(2) * skew.unsqueeze(1) \
+            + radial[:, 2].unsqueeze(2) * sym.unsqueeze(1)
+        summed = torch.zeros(n_centres, self.channels, 9, dtype=unit.dtype, device=unit.device)
+        x0 = (summed.index_add(0, edge_index[0], edge) * self.inv_neighbors).view(n_centres, self.channels, 3, 3)
+        norms = self.embed_norm((x0 * x0).sum((-1, -2)))
+        return self.embed_mixing(x0, self.embed_gates(norms).view(-1, 3, self.channels))
+
+    def features(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
+                 lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
+        # with an interaction, the ghosts that are centres (numbered right after the locals) need X too
+        n_centres = n_atoms
+        if self.interactions > 0 and edge_index.shape[1] > 0:
+            n_centres = max(n_atoms, int(edge_index[0].max()) + 1)
+        unit = vectors / lengths.unsqueeze(-1)
+        basis = self.basis(lengths)
+        x = self.embedding(species, edge_index, unit, basis, n_centres)
+        c = self.channels
+        ones = torch.ones(x.shape[0], 3, c, dtype=x.dtype, device=x.device)
+        y = self.pre_mixing(normalised(x), ones)
+        if self.interactions > 0:
+            local = edge_index[0] < n_atoms
+            centres, neighbours = edge_index[0][local], edge_index[1][local]
+            radial = self.message_radials(basis[local], species[centres] * self.n_species + species[neighbours])
+            scalar, anti, sym = decompose(y)
+            eye = torch.eye(3, dtype=x.dtype, device=x.device)
+            parts = torch.stack([(scalar[..., None, None] * eye).flatten(2), anti.flatten(2), sym.flatten(2)], dim=1)
+            messages = (radial.unsqueeze(-1) * parts.index_select(0, neighbours)).sum(1)  # (E, C, 9)
+            summed = torch.zeros(n_atoms, c, 9, dtype=x.dtype, device=x.device)
+            m = (summed.index_add(0, centres, messages) * self.inv_neighbors).view(n_atoms, c, 3, 3)
+        else:
+            m = y
+        y_local = y[:n_atoms]
+        product = normalised(y_local @ m + m @ y_local)
+        d = self.post_mixing(product, ones[:n_atoms])
+        x_local = x[:n_atoms]
+        return torch.cat([invariants(x_local), invariants(x_local + d + d @ d)], dim=1)
