@@ -22,14 +22,10 @@ def _frames_or_fraction(text: str):
 
 
 def _train(args) -> int:
-    import os
-
     from .config import load_config
     from .training import train
 
-    # absolute paths: `ffkit compile` proves the artifact on the training data, from wherever it runs
-    overrides = {"data": args.data and os.path.abspath(args.data), "out": args.out,
-                 "valid": args.valid and os.path.abspath(args.valid), "tier": args.tier,
+    overrides = {"data": args.data, "out": args.out, "valid": args.valid, "tier": args.tier,
                  "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "dtype": args.dtype,
                  "seed": args.seed, "n_valid": args.n_valid, "reference": args.reference,
                  "energy_key": args.energy_key, "forces_key": args.forces_key, "energy_unit": args.energy_unit,

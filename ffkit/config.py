@@ -1,6 +1,7 @@
 """Training configuration: one dataclass, filled from defaults, then a YAML file, then CLI flags."""
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, Optional, Union, get_args
@@ -42,6 +43,9 @@ class TrainConfig:
     provenance: Optional[Dict[str, Any]] = None  # where generated training data came from (ffkit distill)
 
     def __post_init__(self) -> None:
+        # absolute data paths: a run is resumed, and `ffkit compile` proves its artifact on the
+        # training data, from wherever those commands run
+        self.data, self.valid = absolute_path(self.data), absolute_path(self.valid)
         # here, not in load_config, so a config built in Python cannot silently train on MSE
         if self.dtype not in ("float32", "float64"):
             raise FFKitError(f"dtype must be float32 or float64, not {self.dtype!r}")
@@ -70,6 +74,11 @@ class TrainConfig:
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
+
+
+def absolute_path(path: Optional[str]) -> Optional[str]:
+    """`path` made absolute (from the working directory); empty and None stay as they are."""
+    return os.path.abspath(path) if path else path
 
 
 def load_config(path: Optional[str], overrides: Dict[str, Any]) -> TrainConfig:

@@ -188,7 +188,7 @@ def distill(plan: DistillPlan, out, *, epochs: Optional[int] = None, max_minutes
     counts = json.loads(counts_file.read_text())
 
     student = run / "student"
-    cfg = TrainConfig(data=str(train_file.resolve()), valid=str(valid_file.resolve()), out=str(student),
+    cfg = TrainConfig(data=str(train_file), valid=str(valid_file), out=str(student),
                       tier=plan.tier, epochs=epochs, max_minutes=max_minutes, dtype=dtype, seed=plan.seed,
                       threads=threads, progress=progress,
                       provenance={"kind": "ffkit distill", **{k: planned[k] for k in (

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from . import __version__
 from .checkpoints import CHECKPOINT_FORMAT, load_state, model_from_spec, read_checkpoint, save_atomic
-from .config import TrainConfig
+from .config import TrainConfig, absolute_path
 from .datasets import Frame, dataset_hash, read_frames, split_frames
 from .errors import FFKitError
 from .graphs import Graph, collate, frame_graph
@@ -260,11 +260,10 @@ class Trainer:
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
 
     def _restore(self, ckpt: Dict[str, Any]) -> None:
-        saved = ckpt["config"]
+        # runs saved before configs made their data paths absolute hold them as typed
+        saved = {**ckpt["config"], "data": absolute_path(ckpt["config"].get("data"))}
         for key in ("tier", "terms", "seed", "batch_size", "dtype", "data"):
-            same = (os.path.abspath(saved.get(key) or "") == os.path.abspath(self.cfg.data or "") if key == "data"
-                    else saved.get(key) == getattr(self.cfg, key))  # `ffkit train` records absolute paths now
-            if not same:
+            if saved.get(key) != getattr(self.cfg, key):
                 raise FFKitError(f"--resume with a different {key} ({getattr(self.cfg, key)!r}) than the run in "
                                  f"{self.out} ({saved.get(key)!r}); resume with the same settings or start a new run")
         hashes = (("training", "data_hash", self.data_hash), ("validation", "valid_hash", self.valid_hash))

@@ -254,6 +254,21 @@ def test_resume_refuses_a_different_split(tmp_path):
     assert read_checkpoint(out / "last.pt")["epoch"] == 1
 
 
+def test_a_run_keeps_its_data_path_absolute_so_it_resumes_from_anywhere(tmp_path):
+    # a config written with a path relative to where training started (a YAML file or Python)
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    (here / "train.xyz").write_text(open(ETHANOL).read())
+    r = _ffkit(*[a if a != ETHANOL else "train.xyz" for a in _train_args(tmp_path / "run", 1)], cwd=here)
+    assert r.returncode == 0, r.stderr
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["config"]["data"] == str(here / "train.xyz")
+    r = _ffkit(*[a if a != ETHANOL else here / "train.xyz" for a in _train_args(tmp_path / "run", 2, ["--resume"])],
+               cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    assert TrainConfig(data="d.xyz", valid=None).data == os.path.abspath("d.xyz")
+
+
 def test_cli_errors_are_clear(tmp_path):
     r = _ffkit("train", "--data", ETHANOL, "--tier", "huge", "--out", tmp_path / "x")
     assert r.returncode == 2 and "unknown tier 'huge'" in r.stderr and "accurate" in r.stderr
