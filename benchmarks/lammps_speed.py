@@ -13,7 +13,9 @@ interleaved within each repeat (medians reported, so machine load hits every cas
   (neighbour list -> graph, tensors, force scatter) per atom-step;
 - `mm-anchor`: SPC/E, lj/cut/coul/long 10 Å + PPPM 1e-4, SHAKE, 2 fs, 1 and 2 ranks;
 - `ffkit <fastest tier>` on the big box (5x5x5 = 24000 atoms), 1 and 2 ranks: MPI speed-up.
-Models are untrained tiers from ffkit.model.tiers (speed does not depend on the weights).
+Models are untrained tiers from ffkit.model.tiers (speed does not depend on the weights), or
+term mixes on top of `accurate` (VARIANTS: the message-passing terms, to measure what reaching two
+cutoffs costs against a strictly local design; `--tiers accurate tensors tensors-local`).
 Writes lammps_speed.json (records: case, ranks, atoms, us_per_atom_step, ns_per_day, ratio_to_mm,
 plus timestep_fs, steps, cpu_percent) and lammps_speed.md. The LAMMPS inputs, the SPC/E data file and
 the interleaved timing loop are ffkit_lammps_adapter.timing's, shared with `ffkit bench`.
@@ -44,6 +46,25 @@ from ffkit.neighbors import ghost_layout
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
+
+
+# term mixes over the `accurate` tier (tiers.resolve_terms merges them), timed like tiers
+VARIANTS = {
+    "states": {"many_body": {"type": "message_passing"}},  # accurate's many-body term + a layer of states
+    "tensors": {"many_body": None, "tensors": {"type": "tensor_messages", "cutoff": 5.0, "channels": 32,
+                                                "interactions": 1, "hidden": [128, 128]}},
+    "tensors-local": {"many_body": None, "tensors": {"type": "tensor_messages", "cutoff": 5.0, "channels": 32,
+                                                      "interactions": 0, "hidden": [128, 128]}},
+    "accurate+tensors": {"tensors": {"type": "tensor_messages", "cutoff": 5.0, "channels": 32, "interactions": 1,
+                                     "hidden": [64, 64]}},
+}
+
+
+def untrained(name: str):
+    """The untrained model of a tier or of a VARIANTS mix, for water (H, O)."""
+    if name in VARIANTS:
+        return build_model("accurate", [1, 8], terms=VARIANTS[name])
+    return build_model(name, [1, 8])
 
 
 class NullArtifact(torch.nn.Module):
@@ -83,7 +104,8 @@ def bare_call(model_path: Path, atoms, repeats: int = 3) -> float:
     files = {"metadata.json": ""}
     module = torch.jit.load(str(model_path), _extra_files=files)
     meta = json.loads(files["metadata.json"])
-    layout = ghost_layout(atoms.positions, np.asarray(atoms.cell), np.asarray(atoms.pbc), meta["cutoff"])
+    layout = ghost_layout(atoms.positions, np.asarray(atoms.cell), np.asarray(atoms.pbc), meta["cutoff"],
+                          meta.get("layers", 1))
     lookup = {z: k for k, z in enumerate(meta["species"])}
     species = torch.from_numpy(np.array([lookup[z] for z in atoms.numbers], dtype=np.int64)[layout.owner])
     positions = torch.from_numpy(layout.positions).to(getattr(torch, meta["dtype"]))
@@ -114,12 +136,13 @@ class BareCase:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tiers", nargs="+", default=list(TIERS))
+    parser.add_argument("--tiers", nargs="+", default=list(TIERS), choices=list(TIERS) + list(VARIANTS))
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--replicate", type=int, default=3)
     parser.add_argument("--big-replicate", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--name", default="lammps_speed", help="result files NAME.json and NAME.md")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -134,7 +157,7 @@ def main(argv=None):
     for tier in args.tiers:
         for dtype in args.dtypes:
             model = work / f"{tier}_{dtype}.pt"
-            compile_model(build_model(tier, [1, 8]), model, dtype=dtype)
+            compile_model(untrained(tier), model, dtype=dtype)
             cases.append(ml_case(f"ffkit {tier} {dtype}", work / "water.data", model, ["O", "H"],
                                  work / f"{tier}_{dtype}", tier=tier, dtype=dtype))
             cases.append(BareCase(f"bare {tier} {dtype}", model, box, tier=tier, dtype=dtype))
@@ -158,8 +181,8 @@ def main(argv=None):
     big_2["speedup_vs_1_rank"] = big_1["us_per_atom_step"] / big_2["us_per_atom_step"]
 
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "lammps_speed.json").write_text(json.dumps(records, indent=1) + "\n")
-    (args.out / "lammps_speed.md").write_text(markdown(records, args))
+    (args.out / f"{args.name}.json").write_text(json.dumps(records, indent=1) + "\n")
+    (args.out / f"{args.name}.md").write_text(markdown(records, args))
     print(markdown(records, args))
 
 

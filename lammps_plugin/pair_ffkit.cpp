@@ -363,6 +363,19 @@ void PairFFKit::init_style()
   close_warned = false;
   ghostneigh = model_layers > 1 ? 1 : 0;
   if (ghostneigh && !cutghost) memory->create(cutghost, atom->ntypes + 1, atom->ntypes + 1, "pair:cutghost");
+  if (ghostneigh) {
+    // ghosts layers x cutoff deep (plus the skin), while every neighbour list stays one cutoff long
+    if (comm->mode != Comm::SINGLE)
+      error->all(FLERR, "pair_style ffkit: '{}' is a {}-layer model, which needs 'comm_modify mode single' "
+                 "(its ghosts reach {} cutoffs)", model_file, model_layers, model_layers);
+    const double halo = model_layers * model_cutoff + neighbor->skin;
+    if (comm->cutghostuser < halo) {
+      comm->cutghostuser = halo;
+      if (comm->me == 0)
+        utils::logmesg(lmp, "pair_style ffkit: communication cutoff set to {:.8} for a {}-layer model\n", halo,
+                       model_layers);
+    }
+  }
   neighbor->add_request(this, ghostneigh ? NeighConst::REQ_FULL | NeighConst::REQ_GHOST : NeighConst::REQ_FULL);
 
   const int threads = resolve_threads();
@@ -370,14 +383,13 @@ void PairFFKit::init_style()
   if (comm->me == 0) utils::logmesg(lmp, "pair_style ffkit: {} torch thread(s) per MPI rank\n", threads);
 }
 
-/* A message-passing model reaches model_layers cutoffs: that is the cutoff LAMMPS communicates ghosts
-   for (the neighbour list is built that far too, and build_graph keeps the pairs within one cutoff);
-   ghosts get neighbour lists of one cutoff (cutghost). */
+/* Neighbour lists are one cutoff long, for local atoms and (message passing) for ghosts too
+   (cutghost); init_style has LAMMPS communicate ghosts model_layers cutoffs deep. */
 double PairFFKit::init_one(int i, int j)
 {
   if (setflag[i][j] == 0) error->all(FLERR, "All pair coeffs are not set");
   if (ghostneigh) cutghost[i][j] = cutghost[j][i] = model_cutoff;
-  return model_layers * model_cutoff;
+  return model_cutoff;
 }
 
 /* Compact graph of the atoms the model sees: mapped local atoms first (LAMMPS order), then the
