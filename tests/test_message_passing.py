@@ -118,3 +118,23 @@ def test_lammps_runs_it_exactly_in_serial_and_on_two_ranks(model, reference_data
     xx, yy, zz, yz, xz, xy = -stress * water.get_volume()
     assert np.abs(serial["virial"] - [xx, yy, zz, xy, xz, yz]).max() < 1e-8 * np.abs(serial["virial"]).max()
 
+
+
+def test_gromacs_nnpot_convention_runs_it_as_the_periodic_model(model, reference_data, tmp_path):
+    # GROMACS hands over all atoms of the box (float32 nm, wrapped): the artifact's own periodic
+    # pair list makes every atom a centre, so messages need no ghosts there
+    from ffkit.units import KJ_PER_MOL_PER_EV
+    from ffkit_gromacs.nnpot import compile_nnpot
+
+    water = read(reference_data / "water_deepmd" / "water.extxyz", index=4)
+    positions_nm = np.asarray(water.positions / 10.0, dtype=np.float32)
+    box_nm = np.asarray(np.asarray(water.cell) / 10.0, dtype=np.float32)
+    water.positions, water.cell = positions_nm.astype(np.float64) * 10.0, box_nm.astype(np.float64) * 10.0
+    e, f = energy_forces(model, water)
+    compile_nnpot(model, tmp_path / "mp_nnpot.pt", layout="positions", precision="float64")
+    module = torch.jit.load(str(tmp_path / "mp_nnpot.pt"))
+    energy, forces = module(torch.tensor(positions_nm).requires_grad_(True), torch.tensor(water.numbers, dtype=torch.int32),
+                            torch.tensor(box_nm), torch.tensor([True, True, True]))
+    assert float(energy) == pytest.approx(e * KJ_PER_MOL_PER_EV, rel=1e-9)
+    forces_ev = np.asarray(forces, dtype=np.float64) / (KJ_PER_MOL_PER_EV * 10.0)
+    assert np.abs(forces_ev - f).max() < 1e-7 * np.abs(f).max()  # returned as float32, as GROMACS reads them
