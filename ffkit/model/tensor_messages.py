@@ -20,7 +20,7 @@ neighbour of a local atom its own neighbourhood (ghost centres numbered right af
 `ghost_layout(layers=2)` and the LAMMPS plugin do).
 """
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -58,13 +58,15 @@ class PartMixing(nn.Module):
         super().__init__()
         self.weights = nn.Parameter(torch.randn(3, channels, channels) / channels ** 0.5)
 
-    def forward(self, x: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
-        """Mixed (N, C, 3, 3) tensors, each part scaled per atom and channel by gates (N, 3, C)."""
+    def forward(self, x: torch.Tensor, gates: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Mixed (N, C, 3, 3) tensors; with gates (N, 3, C), each part scaled per atom and channel."""
         scalar, anti, sym = decompose(x)
         eye = torch.eye(3, dtype=x.dtype, device=x.device)
-        s = (scalar @ self.weights[0]) * gates[:, 0]
-        a = torch.einsum("nkab,kl->nlab", anti, self.weights[1]) * gates[:, 1, :, None, None]
-        t = torch.einsum("nkab,kl->nlab", sym, self.weights[2]) * gates[:, 2, :, None, None]
+        s = scalar @ self.weights[0]
+        a = torch.einsum("nkab,kl->nlab", anti, self.weights[1])
+        t = torch.einsum("nkab,kl->nlab", sym, self.weights[2])
+        if gates is not None:
+            s, a, t = s * gates[:, 0], a * gates[:, 1, :, None, None], t * gates[:, 2, :, None, None]
         return s[..., None, None] * eye + a + t
 
 
@@ -86,7 +88,7 @@ class EdgeRadials(nn.Module):
 @register_term("tensor_messages")
 class TensorMessagesML(DescriptorTerm):
     def __init__(self, n_species: int, cutoff: float, n_basis: int = 8, channels: int = 32, interactions: int = 1,
-                 hidden: List[int] = [128, 128], avg_neighbors: float = 10.0, shared_readout: bool = True):
+                 hidden: Sequence[int] = (128, 128), avg_neighbors: float = 10.0, shared_readout: bool = True):
         super().__init__()
         if interactions not in (0, 1):
             raise ValueError(f"tensor_messages: interactions must be 0 or 1, not {interactions}")
@@ -105,7 +107,7 @@ class TensorMessagesML(DescriptorTerm):
         self.message_radials = EdgeRadials(n_species, n_basis, channels)
         self.pre_mixing = PartMixing(channels)
         self.post_mixing = PartMixing(channels)
-        self.readout = ElementNetworks(n_species, 6 * channels, hidden, shared_readout)
+        self.readout = ElementNetworks(n_species, 6 * channels, list(hidden), shared_readout)
 
     @classmethod
     def from_spec(cls, spec: Dict[str, Any], species: List[int], avg_neighbors: float) -> "TensorMessagesML":
@@ -137,8 +139,7 @@ class TensorMessagesML(DescriptorTerm):
         basis = self.basis(lengths)
         x = self.embedding(species, edge_index, unit, basis, n_centres)
         c = self.channels
-        ones = torch.ones(x.shape[0], 3, c, dtype=x.dtype, device=x.device)
-        y = self.pre_mixing(normalised(x), ones)
+        y = self.pre_mixing(normalised(x))
         if self.interactions > 0:
             local = edge_index[0] < n_atoms
             centres, neighbours = edge_index[0][local], edge_index[1][local]
@@ -153,6 +154,6 @@ class TensorMessagesML(DescriptorTerm):
             m = y
         y_local = y[:n_atoms]
         product = normalised(y_local @ m + m @ y_local)
-        d = self.post_mixing(product, ones[:n_atoms])
+        d = self.post_mixing(product)
         x_local = x[:n_atoms]
         return torch.cat([invariants(x_local), invariants(x_local + d + d @ d)], dim=1)
