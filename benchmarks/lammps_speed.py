@@ -12,7 +12,8 @@ interleaved within each repeat (medians reported, so machine load hits every cas
 - `ffkit null`: an artifact that returns zeros at once (4 Å cutoff): the plugin's own cost
   (neighbour list -> graph, tensors, force scatter) per atom-step;
 - `mm-anchor`: SPC/E, lj/cut/coul/long 10 Å + PPPM 1e-4, SHAKE, 2 fs, 1 and 2 ranks;
-- `ffkit <fastest tier>` on the big box (5x5x5 = 24000 atoms), 1 and 2 ranks: MPI speed-up.
+- `ffkit <fastest tier>` on the big box (5x5x5 = 24000 atoms), 1 and 2 ranks: MPI speed-up;
+- with `--threads 2`: every ML case again with 2 torch threads on 1 rank (`pair_style ffkit threads 2`).
 Models are untrained tiers from ffkit.model.tiers (speed does not depend on the weights), or
 term mixes on top of `accurate` (VARIANTS: the message-passing terms, to measure what reaching two
 cutoffs costs against a strictly local design; `--tiers accurate tensors tensors-local`).
@@ -143,6 +144,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--name", default="lammps_speed", help="result files NAME.json and NAME.md")
+    parser.add_argument("--threads", type=int, default=1, help="also time each ML case with this many threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -161,10 +163,14 @@ def main(argv=None):
             cases.append(ml_case(f"ffkit {tier} {dtype}", work / "water.data", model, ["O", "H"],
                                  work / f"{tier}_{dtype}", tier=tier, dtype=dtype))
             cases.append(BareCase(f"bare {tier} {dtype}", model, box, tier=tier, dtype=dtype))
+            if args.threads > 1:
+                cases.append(ml_case(f"ffkit {tier} {dtype} {args.threads} threads", work / "water.data", model,
+                                     ["O", "H"], work / f"{tier}_{dtype}_threads", threads=args.threads,
+                                     threaded=args.threads))
     records = time_cases(cases, args.repeats)
 
     # MPI speed-up of the fastest ML case on the big box, measured after the main table
-    ml = [r for r in records if r["case"].startswith("ffkit ") and "tier" in r]
+    ml = [r for r in records if r["case"].startswith("ffkit ") and "tier" in r and "threaded" not in r]
     fastest = min(ml, key=lambda r: r["us_per_atom_step"])
     write_atomic_data(water_box(args.big_replicate), work / "big.data", ["O", "H"])
     model = work / f"{fastest['tier']}_{fastest['dtype']}.pt"
@@ -174,7 +180,10 @@ def main(argv=None):
 
     add_ratios(records, next(r for r in records if r["case"] == "mm-anchor" and r["ranks"] == 1))
     for r in records:
-        if r["case"].startswith("ffkit ") and "tier" in r and "big box" not in r["case"]:
+        if r["case"].startswith("ffkit ") and "threaded" in r:
+            single = next(b for b in records if b["case"] == r["case"].rsplit(" ", 2)[0])
+            r["speedup_vs_1_thread"] = single["us_per_atom_step"] / r["us_per_atom_step"]
+        elif r["case"].startswith("ffkit ") and "tier" in r and "big box" not in r["case"]:
             bare = next(b for b in records if b["case"] == "bare" + r["case"][len("ffkit"):])
             r["overhead_vs_bare"] = r["us_per_atom_step"] / bare["us_per_atom_step"]
     big_1, big_2 = (next(r for r in records if "big box" in r["case"] and r["ranks"] == n) for n in (1, 2))
@@ -200,7 +209,8 @@ def markdown(records, args) -> str:
         ns = f"{r['ns_per_day']:.3g}" if r["ns_per_day"] else "–"
         over = f"{r['overhead_vs_bare']:.2f}" if "overhead_vs_bare" in r else "–"
         cpu = f"{r['cpu_percent']:.0f}" if r["cpu_percent"] else "–"
-        name = r["case"] + (f" (speed-up {r['speedup_vs_1_rank']:.2f}×)" if "speedup_vs_1_rank" in r else "")
+        name = r["case"] + (f" (speed-up {r['speedup_vs_1_rank']:.2f}×)" if "speedup_vs_1_rank" in r else "") \
+            + (f" (speed-up {r['speedup_vs_1_thread']:.2f}×)" if "speedup_vs_1_thread" in r else "")
         lines.append(f"| {name} | {r['ranks']} | {r['atoms']} | {r['us_per_atom_step']:.3g} | {ns} | "
                      f"{r['ratio_to_mm']:.3g} | {over} | {cpu} |")
     return "\n".join(lines) + "\n"

@@ -49,7 +49,7 @@ timer full
 ML_SCRIPT = """units metal
 atom_style atomic
 read_data {data}
-pair_style ffkit
+pair_style ffkit threads {threads}
 pair_coeff * * {model} {elements}
 neighbor 1.0 bin
 velocity all create 300 4928459 loop geom
@@ -95,9 +95,11 @@ def mm_anchor(data: Path, workdir: Path, ranks: int = 1) -> LammpsCase:
 
 
 def ml_case(name: str, data: Path, model: Path, elements: Sequence[str], workdir: Path, ranks: int = 1,
-            **info) -> LammpsCase:
-    """NVE with `pair_style ffkit` (0.5 fs); LAMMPS type k+1 of `data` is elements[k]."""
-    setup = ML_SCRIPT.format(data=Path(data).resolve(), model=Path(model).resolve(), elements=" ".join(elements))
+            threads: int = 1, **info) -> LammpsCase:
+    """NVE with `pair_style ffkit` (0.5 fs, `threads` torch threads per rank); LAMMPS type k+1 of `data`
+    is elements[k]."""
+    setup = ML_SCRIPT.format(data=Path(data).resolve(), model=Path(model).resolve(), elements=" ".join(elements),
+                             threads=threads)
     return LammpsCase(name, setup, Path(workdir), 0.5, ranks=ranks, info=info)
 
 
