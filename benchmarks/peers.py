@@ -494,9 +494,8 @@ def merge(records, out: Path) -> list:
 
 
 def markdown(records) -> str:
-    """The table: one row per model and data set, with its cost as a multiple of ffkit `accurate`'s on that box."""
-    reference = {r["dataset"]: r["us_per_atom"] for r in records
-                 if r["peer"] == "ffkit accurate" and r.get("us_per_atom")}
+    """The table: one row per model and data set, with its cost as a multiple of ffkit `accurate`'s timed on
+    that box in the same run (a row timed before runs recorded it keeps the ratio its own run gave)."""
     lines = ["# Peers trained and timed on this machine", "",
              "`python benchmarks/peers.py` (see its docstring): each peer trained with its own trainer on ffkit's "
              "splits, one core; test errors scored by ffkit's metrics; speed is one energy + forces call on the "
@@ -509,8 +508,9 @@ def markdown(records) -> str:
         def cell(key, fmt):
             return format(r[key], fmt) if r.get(key) is not None else "–"
         epochs = cell("steps", "d") + " steps" if r.get("steps") and not r.get("epochs") else cell("epochs", "d")
-        ratio = (f"{r['us_per_atom'] / reference[r['dataset']]:.2g}"
-                 if r.get("us_per_atom") and r["dataset"] in reference else "–")
+        same_run = r.get("accurate_us_same_run")
+        ratio = (f"{r['us_per_atom'] / same_run:.2g}" if r.get("us_per_atom") and same_run
+                 else format(r["vs_accurate_then"], ".2g") if r.get("vs_accurate_then") else "–")
         force = r.get("note") or cell("f_mae_meV_A", ".2f")
         lines.append(f"| {r['dataset']} | {r['peer']} | {r['budget']} | {cell('train_minutes', '.1f')} | {epochs} | "
                      f"{cell('n_params', 'd')} | {cell('e_mae_meV', '.2f')} | {force} | "
@@ -576,11 +576,17 @@ def main(argv=None) -> int:
                 record.update({"us_per_atom": timing["us_per_atom"], "box_atoms": timing["atoms"]})
             records.append(record)
         if "time" in args.stage:
-            for r in time_ffkit(dataset, box, args.repeats):
+            ffkit = time_ffkit(dataset, box, args.repeats)
+            # a cost is only compared with ffkit accurate's timed in the same run, on the same load
+            accurate = next((r["us_per_atom"] for r in ffkit if r["model"] == "ffkit accurate"), None)
+            for record in records:
+                if record.get("us_per_atom") and "note" not in record:
+                    record.update({"accurate_us_same_run": accurate, "timed": time.strftime("%Y-%m-%d")})
+            for r in ffkit:
                 records.append({"peer": r["model"], "dataset": dataset, "budget": "committed",
                                 "f_mae_meV_A": r["f_mae_meV_A"], "e_mae_meV": r["e_mae_meV"],
                                 "us_per_atom": r["us_per_atom"], "box_atoms": r["atoms"],
-                                "test_sha256": dataset_hash(test_frames)})
+                                "accurate_us_same_run": accurate, "test_sha256": dataset_hash(test_frames)})
         print(markdown(merge(records, out)), flush=True)
     return 0
 
