@@ -5,6 +5,7 @@
    class layouts change between wheel updates while the version string stays the same (docs/design.md §4). */
 
 #include "error.h"
+#include "force.h"
 #include "lammps.h"
 #include "pair_ffkit.h"
 
@@ -35,26 +36,32 @@ void lammpsplugin_init(void *lmp, void *handle, void *regfunc);
 static const char built_for_git[] = "ffkit-built-for-git:" FFKIT_LAMMPS_GIT;
 static const char built_for_version[] = FFKIT_LAMMPS_VERSION;
 
-static Pair *ffkit_creator(LAMMPS *lmp)
+/* refuse to construct anything in a LAMMPS other than the one the plugin was built against */
+static void check_build(LAMMPS *lmp, const char *style)
 {
   const char *built_git = built_for_git + strlen("ffkit-built-for-git:");
   const char *running_git = LAMMPS::has_git_info() ? LAMMPS::git_descriptor() : "(no git info)";
   if (strcmp(built_git, running_git) != 0 || strcmp(built_for_version, lmp->version) != 0)
     lmp->error->all(FLERR,
-                    "pair_style ffkit (ffkitplugin.so) was built for LAMMPS {} ({}) but this lmp is LAMMPS {} ({}); rebuild the "
-                    "plugin against this LAMMPS: pip install --no-build-isolation -e <ffkit checkout>",
-                    built_for_version, built_git, lmp->version, running_git);
+                    "pair_style {} (ffkitplugin.so) was built for LAMMPS {} ({}) but this lmp is LAMMPS {} ({}); rebuild "
+                    "the plugin against this LAMMPS: pip install --no-build-isolation -e <ffkit checkout>",
+                    style, built_for_version, built_git, lmp->version, running_git);
+}
+
+static Pair *ffkit_creator(LAMMPS *lmp)
+{
+  check_build(lmp, "ffkit");
   return new PairFFKit(lmp);
 }
 
-/* LAMMPS treats every pair style named "hybrid*" as pair_style hybrid (Force::pair_match casts it to
-   PairHybrid), so a style called "hybridff" would crash LAMMPS: the name only explains that. */
-static Pair *hybrid_name_creator(LAMMPS *lmp)
+/* pair_style hybridff is LAMMPS's own hybrid/overlay (LAMMPS treats every "hybrid*" style as a
+   PairHybrid, so it must be one), made by LAMMPS's style factory under this name. Its ffkit sub-style
+   sees the name and removes the MM interactions between ML atoms (pair_ffkit_embedding.cpp). */
+static Pair *hybridff_creator(LAMMPS *lmp)
 {
-  lmp->error->all(FLERR,
-                  "use 'pair_style ffkit' (same arguments): LAMMPS treats any pair style whose name starts with "
-                  "'hybrid' as pair_style hybrid, so the ffkit style cannot be called 'hybridff'");
-  return nullptr;
+  check_build(lmp, "hybridff");
+  int suffix_used = 0;
+  return lmp->force->new_pair("hybrid/overlay", 0, suffix_used);
 }
 
 extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
@@ -71,7 +78,7 @@ extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
   (*register_plugin)(&plugin, lmp);
 
   plugin.name = "hybridff";
-  plugin.info = "explains that the ffkit pair style is called 'ffkit'";
-  plugin.creator.v1 = (lammpsplugin_factory1 *) &hybrid_name_creator;
+  plugin.info = "ML/MM: an ffkit model overlaid on LAMMPS MM pair styles (hybrid/overlay without ML-ML MM terms)";
+  plugin.creator.v1 = (lammpsplugin_factory1 *) &hybridff_creator;
   (*register_plugin)(&plugin, lmp);
 }

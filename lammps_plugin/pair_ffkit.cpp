@@ -351,14 +351,7 @@ void PairFFKit::init_style()
                "pair_style ffkit requires 'newton on' (newton pair on): forces on ghost atoms are returned "
                "by reverse communication");
 
-  if (atom->molecular != Atom::ATOMIC && atom->nbonds > 0 && !force->kspace)
-    for (int k = 1; k <= 3; k++)
-      if (force->special_lj[k] == 0.0 && force->special_coul[k] == 0.0)
-        error->all(FLERR,
-                   "pair_style ffkit: special_bonds lj/coul 0.0 removes bonded pairs from the neighbor list, "
-                   "so the model would not see them; use e.g. 'special_bonds lj/coul 1.0e-100 1.0e-100 1.0e-100' "
-                   "(MM styles then see a factor of ~0)");
-
+  init_embedding();
   check_masses();
   close_warned = false;
   ghostneigh = model_layers > 1 ? 1 : 0;
@@ -566,6 +559,8 @@ void PairFFKit::compute(int eflag, int vflag)
   const int64_t nedges = build_graph(ncompact, nlocal_compact);
   torch::Tensor member_forces;    // committee: [M, ncompact, 3]
   if (nlocal_compact > 0) run_model(nedges, ncompact, nlocal_compact, member_forces);
+  if (!region_checked) check_ml_region();
+  if (embedding) remove_mm_inside_ml();
   // every rank takes part: the spread needs a reverse communication and, for compute pair, reductions
   if (committee_size > 0) force_spread(member_forces, ncompact);
 }

@@ -30,6 +30,7 @@ class PairFFKit : public Pair {
   void coeff(int, char **) override;
   void init_style() override;
   double init_one(int, int) override;
+  double single(int, int, int, int, double, double, double, double &) override;
   int pack_reverse_comm(int, int, double *) override;
   void unpack_reverse_comm(int, int *, double *) override;
   void *extract_peratom(const char *, int &) override;
@@ -86,6 +87,19 @@ class PairFFKit : public Pair {
   void run_model(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces);
   void run_pair_model(int64_t nedges, int ncompact, int nlocal_compact);
   void force_spread(const torch::Tensor &member_forces, int ncompact);
+
+  // pair_style hybridff (pair_ffkit_embedding.cpp): this style, inside LAMMPS's hybrid/overlay, removes the
+  // MM interactions between ML atoms
+  bool embedding = false;         // a sub-style of pair_style hybridff
+  bool region_checked = false;    // special pairs (and, inside hybridff, bonded terms) checked this run
+  bool extent_checked = false;    // with kspace: the ML region checked to lie within the Coulomb cutoff
+  double cut_coulsq = 0.0;        // with kspace: squared Coulomb cutoff of the MM sub-styles
+  void init_embedding();
+  std::string ml_types() const;
+  bool is_ml(tagint tag) const;
+  void check_ml_region();
+  void check_kspace_extent(bigint pairs_within);
+  void remove_mm_inside_ml();
 };
 
 }    // namespace LAMMPS_NS

@@ -21,11 +21,13 @@ from ffkit.model.tiers import build_model
 from ffkit.units import KJ_PER_MOL_PER_EV
 from ffkit_gromacs.checks import NNPotPressureWarning
 from ffkit_gromacs.engine import find_gmx, gmx_version, has_nnpot
-from ffkit_gromacs.ethanol import RESIDUE, ethanol_atomtypes, ethanol_moleculetype, type_atoms
+from ffkit.opls_ethanol import type_atoms
+from ffkit_gromacs.ethanol import RESIDUE, ethanol_atomtypes, ethanol_moleculetype
 from ffkit_gromacs.nnpot import compile_nnpot, compile_nnpot_from_artifact
 from ffkit_gromacs.runs import (Solute, drift_per_atom_ps, embedding_report, grompp, mdrun, molecule_interactions,
                                 prepare_pure_nn, prepare_solvated, read_energies, read_forces)
-from ffkit_gromacs.topology import order_waters, write_trr
+from ffkit.solvation import order_waters
+from ffkit_gromacs.topology import write_trr
 
 pytestmark = pytest.mark.gromacs
 

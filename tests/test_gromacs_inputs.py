@@ -140,7 +140,7 @@ def test_pure_nn_run_files_agree_with_each_other(artifact, reference_data, tmp_p
     from ase.io import read
 
     from ffkit_gromacs.runs import prepare_pure_nn
-    from ffkit_gromacs.topology import order_waters
+    from ffkit.solvation import order_waters
 
     water = order_waters(read(reference_data / "water_deepmd" / "water.extxyz", index=0))
     assert water.get_chemical_symbols()[:6] == ["O", "H", "H", "O", "H", "H"]
@@ -163,7 +163,8 @@ def test_ethanol_is_typed_with_opls_aa_and_complete(reference_data):
     from ase.build import molecule
     from ase.io import read
 
-    from ffkit_gromacs.ethanol import ATOM_TYPES, ethanol_moleculetype, type_atoms
+    from ffkit.opls_ethanol import ATOM_TYPES, type_atoms
+    from ffkit_gromacs.ethanol import ethanol_moleculetype
 
     mol = read(reference_data / "rmd17_ethanol" / "test_MD.xyz", index=0)
     types, bonds = type_atoms(mol)
@@ -188,7 +189,7 @@ def test_solvated_systems_have_no_overlaps_and_consistent_files(reference_data, 
 
     from ffkit_gromacs.ethanol import RESIDUE, ethanol_atomtypes, ethanol_moleculetype
     from ffkit_gromacs.runs import Solute, prepare_solvated
-    from ffkit_gromacs.topology import order_waters, solvate
+    from ffkit.solvation import order_waters, solvate
 
     mol = read(reference_data / "rmd17_ethanol" / "test_MD.xyz", index=0)
     water = order_waters(read(reference_data / "water_deepmd" / "water.extxyz", index=0)).repeat((2, 2, 2))

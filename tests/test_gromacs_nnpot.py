@@ -19,7 +19,7 @@ from ffkit.model.tiers import build_model
 from ffkit.neighbors import neighbor_pairs
 from ffkit.units import KJ_PER_MOL_PER_EV
 from ffkit_gromacs.nnpot import compile_nnpot, compile_nnpot_from_artifact
-from ffkit_gromacs.topology import order_waters
+from ffkit.solvation import order_waters
 
 FORCE_KJ_MOL_NM = KJ_PER_MOL_PER_EV * 10.0  # eV/Å -> kJ/mol/nm
 

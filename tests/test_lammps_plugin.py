@@ -231,11 +231,6 @@ def test_refuses_bad_threads(tmp_path, water_data, toy):
     _refused(tmp_path, md_script(water_data, toy), "FFKIT_NUM_THREADS='many'", env=env)
 
 
-def test_hybridff_name_explains_itself(tmp_path, water_data, toy):
-    """LAMMPS casts every 'hybrid*' pair style to PairHybrid, so the style is named 'ffkit'."""
-    _refused(tmp_path, md_script(water_data, toy, pair_style="hybridff"), "use 'pair_style ffkit'")
-
-
 def test_refuses_other_lammps_build(tmp_path, water_data, toy):
     """A plugin built for another LAMMPS update is refused before the pair style is constructed."""
     import ffkit_lammps

@@ -10,7 +10,6 @@ from ase.io import read
 from ffkit.artifact import compile_model, read_metadata
 from ffkit.calculator import FFKitCalculator
 from ffkit.model.tiers import build_model, resolve_terms
-from ffkit.neighbors import ghost_layout
 from ffkit.graphs import collate, frame_graph
 from model_helpers import atoms_frame, energy_forces
 

@@ -22,7 +22,7 @@ from ffkit_gromacs.nnpot import compile_nnpot_from_artifact
 from ffkit_gromacs.runs import drift_per_atom_ps, grompp, mdrun, performance, prepare_pure_nn, prepare_solvated, \
     read_energies
 from ffkit_gromacs.speed import record
-from ffkit_gromacs.topology import order_waters
+from ffkit.solvation import order_waters
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data" / "water_deepmd" / "water.extxyz"

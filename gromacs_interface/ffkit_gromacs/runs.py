@@ -17,7 +17,9 @@ from ffkit.errors import FFKitError
 from .checks import check_artifact, check_elements
 from .engine import run_gmx
 from .mdp import nn_index_groups, nnpot_settings, write_index, write_mdp
-from .topology import pure_nn_topology, solvate, solvated_topology, spce_topology, write_gro
+from ffkit.solvation import solvate
+
+from .topology import pure_nn_topology, solvated_topology, spce_topology, write_gro
 
 # Pure NN: every pair is NN-NN, so grompp excludes all MM non-bonded pairs; zero charges and plain
 # cut-offs anyway (with PME a pure-NN run drifted, docs/design.md §5), short so small boxes pass grompp.
