@@ -10,7 +10,7 @@ whose two types have one sub-style each).
 
 import math
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ase import Atoms
 from ase.data import chemical_symbols
@@ -29,19 +29,26 @@ def type_table() -> Dict[str, Tuple[int, float, float, float, float]]:
     return {name: (z, m, q, 10.0 * s, e / KJ_PER_KCAL) for name, (z, m, q, s, e) in {**ATOM_TYPES, **WATER_TYPES}.items()}
 
 
-def elements(ml: bool = True) -> List[str]:
-    """The element of each LAMMPS type for `pair_coeff * * ffkit MODEL ...`: ethanol's (or NULL), water NULL."""
-    return [chemical_symbols[z] if ml and name not in WATER_TYPES else "NULL" for name, (z, *_) in type_table().items()]
+def type_elements() -> List[str]:
+    """The element of every LAMMPS type, in type order (for `ffkit validate --elements`)."""
+    return [chemical_symbols[z] for z, *_ in type_table().values()]
 
 
-def pair_coeff_lines(style: str) -> str:
-    """`pair_coeff i j STYLE epsilon sigma` for every type pair (geometric mixing, as OPLS and GROMACS do)."""
+def elements() -> List[str]:
+    """`pair_coeff * * ffkit MODEL ...`: ethanol's types map to their elements, water's to NULL (MM only)."""
+    return ["NULL" if name in WATER_TYPES else element for name, element in zip(type_table(), type_elements())]
+
+
+def pair_coeff_lines(style: Optional[str]) -> str:
+    """`pair_coeff i j [STYLE] epsilon sigma` for every type pair (geometric mixing, as OPLS and GROMACS
+    do); STYLE names the hybrid sub-style, None writes plain lines for the MM style alone."""
     params = list(type_table().values())
     lines = []
     for i, (_, _, _, si, ei) in enumerate(params):
         for j in range(i, len(params)):
             sj, ej = params[j][3], params[j][4]
-            lines.append(f"pair_coeff {i + 1} {j + 1} {style} {math.sqrt(ei * ej):.10g} {math.sqrt(si * sj):.10g}")
+            name = f" {style}" if style else ""
+            lines.append(f"pair_coeff {i + 1} {j + 1}{name} {math.sqrt(ei * ej):.10g} {math.sqrt(si * sj):.10g}")
     return "\n".join(lines) + "\n"
 
 
