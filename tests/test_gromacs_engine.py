@@ -295,3 +295,78 @@ def test_mlmm_ethanol_in_spce_water_is_stable_for_10_ps(gmx, ethanol_in_water, t
     for a, b in type_atoms(solute.atoms)[1]:   # the NN keeps ethanol whole: every bond within 0.25 Å of its start
         assert abs(final.get_distance(a, b, mic=True) - solute.atoms.get_distance(a, b)) < 0.25, (a, b)
     assert abs(drift) < MAX_DRIFT_MEV_PER_ATOM_PS, f"drift {drift:+.3f} meV/atom/ps"
+
+
+# LAMMPS `units real`: 332.06371 kcal/mol Å/e^2 = 138.9354 kJ/mol nm/e^2 (GROMACS ONE_4PI_EPS0 138.935458)
+COULOMB_KJ_NM = 332.06371 * 4.184 / 10.0
+MLMM_CUTOFF_NM = 1.0
+
+
+def _reaction_field_constant(atoms, cutoff_nm: float) -> float:
+    """What GROMACS's Verlet cut-off Coulomb (reaction field, epsilon-rf 1: k_rf = 0, c_rf = 1/r_c) adds
+    to plain cut-off Coulomb, in kJ/mol: -q_i q_j c_rf for every pair within r_c, excluded or not
+    (for an excluded pair that is its whole RF term), and -q_i^2 c_rf / 2 for every atom. No forces."""
+    from ase.neighborlist import neighbor_list
+
+    i, j = neighbor_list("ij", atoms, 10.0 * cutoff_nm)
+    q = atoms.get_initial_charges()
+    pairs = 0.5 * np.sum(q[i] * q[j])    # each pair listed twice
+    return -COULOMB_KJ_NM / cutoff_nm * (pairs + 0.5 * np.sum(q * q))
+
+
+@pytest.mark.slow
+def test_lammps_hybridff_and_gromacs_nnpot_agree_on_mlmm_ethanol(gmx, ethanol_in_water, tmp_path):
+    """Issue 19: the same ML/MM system, model and MM parameters in both engines (cut-off Coulomb,
+    potential-shifted LJ, 1 nm; SPC/E water rigid in GROMACS, its MM bonds zeroed in LAMMPS), one frame:
+    GROMACS mdrun -rerun against LAMMPS pair_style hybridff `run 0`. Energies differ by GROMACS's
+    reaction-field constant (computed here), forces by nothing."""
+    from ffkit.solvation import solvate
+    from ffkit_lammps_adapter.mlmm import SPECIAL_BONDS, elements, ml_types, pair_coeff_lines, type_names, \
+        type_table, write_mlmm_data
+    from lammps_harness import read_dump, run_lmp, thermo_rows
+
+    solute, water, _ = ethanol_in_water
+    system, _ = solvate(solute.atoms, water)
+    system.positions = np.asarray(system.positions / 10.0, dtype=np.float32).astype(np.float64) * 10.0
+    system.set_initial_charges([type_table()[name][2] for name in type_names(system, solute.atoms)])
+    artifact = MODELS / "rmd17_ethanol_fast.pt"
+    nnpot = tmp_path / "ethanol_nnpot.pt"
+    compile_nnpot_from_artifact(artifact, nnpot)
+    settings = {**RERUN, "coulombtype": "Reaction-Field", "epsilon-rf": "1", "rcoulomb": str(MLMM_CUTOFF_NM),
+                "rvdw": str(MLMM_CUTOFF_NM), "vdw-modifier": "Potential-shift", "DispCorr": "no", "tcoupl": "no"}
+    files = prepare_solvated(tmp_path / "gmx", water, solute, nnpot, settings)
+    grompp(gmx, files)
+    frame = write_trr(tmp_path / "frame.trr", [system])
+    mdrun(gmx, files, deffnm="rerun", rerun=frame)
+    gmx_energy = read_energies(files.directory / "rerun.edr")["Potential"][0]
+    gmx_forces = read_forces(files.directory / "rerun.trr")[0]
+
+    work = tmp_path / "lammps"
+    work.mkdir()
+    write_mlmm_data(work / "system.data", system, solute.atoms)
+    (work / "pairs.lmp").write_text(pair_coeff_lines("lj/cut/coul/cut"))
+    out = run_lmp(work, f"""units real
+atom_style full
+bond_style harmonic
+angle_style harmonic
+dihedral_style multi/harmonic
+read_data system.data
+{SPECIAL_BONDS}
+bond_coeff 5 0.0 1.0
+angle_coeff 6 0.0 109.47
+pair_style hybridff ffkit lj/cut/coul/cut {10.0 * MLMM_CUTOFF_NM}
+pair_coeff * * ffkit {artifact} {' '.join(elements())}
+include pairs.lmp
+pair_modify pair lj/cut/coul/cut shift yes
+group ml type {ml_types()}
+delete_bonds ml multi remove special
+thermo_style custom step pe
+thermo_modify format float %.16g
+dump d all custom 1 dump.forces id fx fy fz
+dump_modify d sort id format float %.17g
+run 0
+""")
+    lammps_energy = thermo_rows(out)[-1]["PotEng"] * 4.184 + _reaction_field_constant(system, MLMM_CUTOFF_NM)
+    lammps_forces = read_dump(work / "dump.forces")[0][:, 1:4] * 41.84
+    assert lammps_energy == pytest.approx(gmx_energy, rel=1e-5)
+    np.testing.assert_allclose(lammps_forces, gmx_forces, atol=1e-4 * np.abs(gmx_forces).max(), rtol=0)

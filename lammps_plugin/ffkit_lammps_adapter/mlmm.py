@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from ffkit.opls_ethanol import ANGLES, ATOM_TYPES, BONDS, DIHEDRALS, bonded_terms, bonded_type
+from ffkit.opls_ethanol import ANGLES, ATOM_TYPES, BONDS, DIHEDRALS, bonded_terms, bonded_type, type_atoms
 
 KJ_PER_KCAL = 4.184
 # SPC/E (Berendsen et al. 1987) as in the GROMACS topology (ffkit_gromacs.topology.SPCE_ATOMTYPES):
@@ -52,10 +52,15 @@ def pair_coeff_lines(style: Optional[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def type_names(system: Atoms, solute: Atoms) -> List[str]:
+    """The OPLS / SPC/E type of every atom of `system` (the ethanol `solute` first, then waters O, H, H)."""
+    return type_atoms(solute)[0] + ["OW", "HW", "HW"] * ((len(system) - len(solute)) // 3)
+
+
 def write_mlmm_data(path, system: Atoms, solute: Atoms) -> Path:
     """atom_style full data file of `system` (the ethanol `solute` first, then waters O, H, H) with all MM terms."""
-    names, terms = bonded_terms(solute)
-    names = names + ["OW", "HW", "HW"] * ((len(system) - len(solute)) // 3)
+    terms = bonded_terms(solute)[1]
+    names = type_names(system, solute)
     table = type_table()
     type_id = {name: k + 1 for k, name in enumerate(table)}
 
