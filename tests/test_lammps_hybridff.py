@@ -165,3 +165,16 @@ def test_hybridff_refuses_kspace_without_the_coulomb_style_on_ml_pairs(system, t
     out = _run(system, tmp_path, "hybridff", "mm_only_long.lmp", mm="lj/cut/coul/long",
                kspace="kspace_style pppm 1e-4\n", expect_ok=False)
     assert "the Coulomb sub-style must also be assigned to the ML-ML type pairs" in out, out[-1500:]
+
+
+def test_hybridff_per_atom_energy_and_virial_sum_to_the_totals(system, tmp_path):
+    """compute pe/atom and stress/atom (the ML/MM correction tallied per atom too) add up to pe and the virial."""
+    tail = TAIL.replace("compute vir all pressure NULL virial", "compute vir all pressure NULL virial\n"
+                        "compute epa all pe/atom pair\ncompute spa all stress/atom NULL virial\n"
+                        "compute esum all reduce sum c_epa\ncompute ssum all reduce sum c_spa[1] c_spa[2] c_spa[3] "
+                        "c_spa[4] c_spa[5] c_spa[6]").replace("c_vir[*]", "c_vir[*] c_esum c_ssum[*] vol")
+    row = _run(system, tmp_path, "hybridff", "all_cut.lmp", tail=tail)["row"]
+    assert row["c_esum"] == pytest.approx(row["E_vdwl"] + row["E_coul"], rel=1e-12)
+    virial = np.array([row[f"c_vir[{m}]"] for m in range(1, 7)])
+    summed = -np.array([row[f"c_ssum[{m}]"] for m in range(1, 7)]) / row["Volume"]
+    np.testing.assert_allclose(summed, virial, rtol=0, atol=1e-9 * np.abs(virial).max())
