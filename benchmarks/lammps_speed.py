@@ -201,7 +201,8 @@ def markdown(records, args) -> str:
              ("Wall time of the whole MD step (µs per atom per step); `bare` = the artifact's forward+backward "
               "called from Python on the same frame. ML steps 0.5 fs, SPC/E 2 fs with SHAKE. "
               "Untrained tiers (speed does not depend on weights). `cpu %` = LAMMPS `timer full` CPU share "
-              "of the Pair section (< 100 means other processes competed for the 2 cores)."),
+              "of the Pair section (< 100 for an MM case means other processes competed for the 2 cores; "
+              "one-thread torch cases read about 50 on an idle machine too)."),
              "",
              "| case | ranks | atoms | µs/atom/step | ns/day | × MM anchor | × bare | cpu % |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
