@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from ffkit.bench import BUDGETS, build_system  # noqa: E402
 from ffkit.datasets import dataset_hash, read_frames, split_frames  # noqa: E402
 from ffkit.metrics import error_metrics  # noqa: E402
+from ffkit.pareto import cost_vs_accurate  # noqa: E402
 
 DATA = ROOT / "data"
 HOME = ROOT / "benchmarks" / ".peers"
@@ -508,9 +509,8 @@ def markdown(records) -> str:
         def cell(key, fmt):
             return format(r[key], fmt) if r.get(key) is not None else "–"
         epochs = cell("steps", "d") + " steps" if r.get("steps") and not r.get("epochs") else cell("epochs", "d")
-        same_run = r.get("accurate_us_same_run")
-        ratio = (f"{r['us_per_atom'] / same_run:.2g}" if r.get("us_per_atom") and same_run
-                 else format(r["vs_accurate_then"], ".2g") if r.get("vs_accurate_then") else "–")
+        ratio = cost_vs_accurate(r)
+        ratio = "–" if ratio is None else f"{ratio:.2g}"
         force = r.get("note") or cell("f_mae_meV_A", ".2f")
         lines.append(f"| {r['dataset']} | {r['peer']} | {r['budget']} | {cell('train_minutes', '.1f')} | {epochs} | "
                      f"{cell('n_params', 'd')} | {cell('e_mae_meV', '.2f')} | {force} | "

@@ -116,9 +116,9 @@ def build_system(frames, data_path, min_atoms: int, density=None, system_path=No
                  f"{density} g/cm³, ≥ 2 Å between molecules: {len(box)} atoms")
 
 
-def check_models(paths, symbols) -> list:
+def check_models(paths, symbols, dataset: str = "") -> list:
     """(label, path, metadata) for each LAMMPS artifact, tiers in BUDGETS order; refuses ones that cannot run
-    the data."""
+    the data. A second artifact of one tier is labelled by its file name without the `dataset_` prefix."""
     from .artifact import read_metadata
 
     models, labels = [], set()
@@ -134,7 +134,8 @@ def check_models(paths, symbols) -> list:
         label = meta.get("tier") or Path(path).stem
         if "committee" in meta and meta.get("tier"):
             label = f"{label}_x{meta['committee']['size']}"
-        label = Path(path).stem if label in labels else label
+        if label in labels:
+            label = Path(path).stem.removeprefix(f"{dataset}_") if dataset else Path(path).stem
         labels.add(label)
         models.append((label, Path(path), meta))
     order = list(BUDGETS)  # tiers from MM to many-body, then anything else in the order given
@@ -217,7 +218,7 @@ def run_bench(args) -> int:
     numbers = {int(z) for f in frames + test_frames for z in set(f.numbers.tolist())} | set(system.numbers.tolist())
     symbols = {chemical_symbols[z] for z in numbers}
     if args.models:
-        models = check_models(args.models, symbols)
+        models = check_models(args.models, symbols, Path(args.data).parent.name)
     else:
         paths = train_tiers(args.tiers or list(BUDGETS), train_path, train_options, bool(frames[0].pbc.all()), work,
                             args)
@@ -236,7 +237,8 @@ def run_bench(args) -> int:
         from .datasets import dataset_hash
         from .pareto import measured_peer_points
 
-        peers += measured_peer_points(args.peers, dataset_hash(test_frames))
+        accurate_us = next((r["us_per_atom_step"] for r in records if r["tier"] == "accurate"), None)
+        peers += measured_peer_points(args.peers, dataset_hash(test_frames), accurate_us)
     steps = f"{args.steps} steps" if args.steps else "steps calibrated to ~4 s a run"
     setup = {"training data": f"{args.data} ({len(frames)} frames)",
              "test data": f"{test_note} ({len(test_frames)} frames); E per structure, F per component",

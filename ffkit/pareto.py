@@ -32,11 +32,21 @@ def peer_points() -> list[dict]:
     return [{**p, "us_per_atom_step": p["cost_factor"] * TORCH_MM_US_PER_ATOM_STEP} for p in PEERS_ETHANOL]
 
 
-def measured_peer_points(path, test_hash: str) -> list[dict]:
+def cost_vs_accurate(record: dict) -> float | None:
+    """A peers.json record's E+F cost over ffkit `accurate`'s, both timed in one peers.py run (records
+    of older runs keep only the ratio)."""
+    if record.get("us_per_atom") and record.get("accurate_us_same_run"):
+        return record["us_per_atom"] / record["accurate_us_same_run"]
+    return record.get("vs_accurate_then")
+
+
+def measured_peer_points(path, test_hash: str, accurate_us: float | None = None) -> list[dict]:
     """Peers trained and timed here by benchmarks/peers.py (its peers.json) on the same test frames.
 
     Their cost is one energy + forces call through the peer's own ASE calculator on the same box
-    (not an MD step inside LAMMPS); records on other test frames are left out."""
+    (not an MD step inside LAMMPS), timed beside ffkit `accurate`'s call in the same peers.py run.
+    With `accurate_us` (ffkit `accurate`'s MD step timed in this front's run) a peer is placed at that
+    ratio times `accurate_us`, so machines and runs do not mix; records on other test frames are left out."""
     from .errors import FFKitError
 
     try:
@@ -44,10 +54,16 @@ def measured_peer_points(path, test_hash: str) -> list[dict]:
     except (OSError, ValueError) as exc:
         raise FFKitError(f"--peers {path}: not a readable peers.json ({exc}); write it with "
                          "python benchmarks/peers.py") from None
-    return [{"name": f"{r['peer']} ({r['budget']} budget)", "f_mae_meV_A": r["f_mae_meV_A"],
-             "e_mae_meV": r["e_mae_meV"], "us_per_atom_step": r["us_per_atom"], "measured": True}
-            for r in records if r.get("test_sha256") == test_hash and r.get("us_per_atom") is not None
-            and not r["peer"].startswith("ffkit")]
+    points = []
+    for r in records:
+        if r.get("test_sha256") != test_hash or r.get("us_per_atom") is None or r["peer"].startswith("ffkit"):
+            continue
+        ratio = cost_vs_accurate(r)
+        scaled = accurate_us is not None and ratio is not None
+        points.append({"name": f"{r['peer']} ({r['budget']} budget)", "f_mae_meV_A": r["f_mae_meV_A"],
+                       "e_mae_meV": r["e_mae_meV"], "measured": True, "scaled_to_accurate": scaled,
+                       "us_per_atom_step": ratio * accurate_us if scaled else r["us_per_atom"]})
+    return points
 
 
 def pareto_front(points: Sequence[dict], x: str = "us_per_atom_step", y: str = "f_mae_meV_A") -> list[dict]:
@@ -70,10 +86,10 @@ def plot(records: Sequence[dict], mm_us: float, path: Path, title: str, peers: S
     xs = [r["us_per_atom_step"] for r in records]
     ys = [r["f_mae_meV_A"] for r in records]
     ax.scatter(xs, ys, s=60, color="C0", zorder=3, label="ffkit tiers (measured here)")
-    previous = 0.0
+    previous, below = 0.0, True
     for r in sorted(records, key=lambda r: r["us_per_atom_step"]):
-        # a point within 1.5x the cost of the one before gets its label below, so the two stay readable
-        below = r["us_per_atom_step"] < 1.5 * previous
+        # labels of points within 4x the cost of the one before alternate above and below, so both stay readable
+        below = not below if r["us_per_atom_step"] < 4.0 * previous else False
         ax.annotate(f"{r['tier']} ({r['us_per_atom_step'] / mm_us:.3g}× MM)", (r["us_per_atom_step"], r["f_mae_meV_A"]),
                     textcoords="offset points", xytext=(6, -13 if below else 4), fontsize=9)
         previous = r["us_per_atom_step"]
@@ -139,14 +155,18 @@ def write_tables(records: Sequence[dict], peers: Sequence[dict], stem: Path, anc
                      f"{_num(anchor_row.get('ns_per_day'), '.3g')} | – | – | – | – | – | |")
     for p in peers:
         where = "measured here, E+F call" if p.get("measured") else "published; torch"
-        lines.append(f"| {p['name']} ({where}) | float32 | {p['us_per_atom_step']:.0f} | – | – | "
+        ratio = p["us_per_atom_step"] / anchor_row["us_per_atom_step"] if anchor_row and p.get(
+            "scaled_to_accurate") else None
+        lines.append(f"| {p['name']} ({where}) | float32 | {p['us_per_atom_step']:.0f} | {_num(ratio, '.3g')} | – | "
                      f"{p['f_mae_meV_A']:.1f} | – | {p['e_mae_meV']:.1f} | – | – | |")
     if any(not p.get("measured") for p in peers):
         lines.append(f"\nPublished peers: {PEER_SOURCE}.")
     if any(p.get("measured") for p in peers):
         lines.append("\nMeasured peers: trained and tested here on the same frames by benchmarks/peers.py "
                      "(benchmarks/results/peers.md); their cost is one energy + forces call on the same box "
-                     "through their ASE calculator, 1 thread, not an MD step in LAMMPS.")
+                     "through their ASE calculator, 1 thread, not an MD step in LAMMPS"
+                     + ("; shown as its ratio to ffkit `accurate`'s call in that run times `accurate`'s MD step in "
+                        "this one" if any(p.get("scaled_to_accurate") for p in peers) else "") + ".")
     Path(f"{stem}.md").write_text("\n".join(lines).lstrip("\n") + "\n")
 
 

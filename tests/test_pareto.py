@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from ffkit.pareto import pareto_front, peer_points, plot, write_tables
 
 
@@ -36,16 +38,22 @@ def test_measured_peers_are_those_on_the_same_test_frames(tmp_path):
     from ffkit.pareto import measured_peer_points
 
     records = [{"peer": "mace", "budget": "tier", "dataset": "a", "test_sha256": "aaa", "f_mae_meV_A": 20.0,
-                "e_mae_meV": 5.0, "us_per_atom": 900.0},
+                "e_mae_meV": 5.0, "us_per_atom": 900.0, "vs_accurate_then": 6.0},
                {"peer": "deepmd", "budget": "tier", "dataset": "b", "test_sha256": "bbb", "f_mae_meV_A": 30.0,
                 "e_mae_meV": 9.0, "us_per_atom": 300.0},
+               {"peer": "allegro", "budget": "tier", "dataset": "a", "test_sha256": "aaa", "f_mae_meV_A": 25.0,
+                "e_mae_meV": 6.0, "us_per_atom": 400.0, "accurate_us_same_run": 50.0},
                {"peer": "ffkit accurate", "budget": "committed", "dataset": "a", "test_sha256": "aaa",
                 "f_mae_meV_A": 9.8, "e_mae_meV": 1.7, "us_per_atom": 50.0}]
     path = tmp_path / "peers.json"
     path.write_text(json.dumps(records))
     points = measured_peer_points(path, "aaa")
-    assert [p["name"] for p in points] == ["mace (tier budget)"] and points[0]["measured"]
+    assert [p["name"] for p in points] == ["mace (tier budget)", "allegro (tier budget)"] and points[0]["measured"]
+    assert [p["us_per_atom_step"] for p in points] == [900.0, 400.0]   # no accurate in this run: their own timing
+    points = measured_peer_points(path, "aaa", accurate_us=100.0)
+    # 6x and 8x accurate in their peers.py run, so 6x and 8x accurate here
+    assert [p["us_per_atom_step"] for p in points] == pytest.approx([600.0, 800.0])
     write_tables(_records(), peer_points() + points, tmp_path / "pareto")
     text = (tmp_path / "pareto.md").read_text()
-    assert "mace (tier budget) (measured here, E+F call)" in text and "Measured peers" in text
+    assert "mace (tier budget) (measured here, E+F call) | float32 | 600 | " in text and "Measured peers" in text
     plot(_records(), 6.5, tmp_path / "pareto.png", "test", peer_points() + points)
