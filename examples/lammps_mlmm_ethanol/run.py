@@ -6,8 +6,9 @@ The same system as examples/gromacs_mlmm_ethanol (first rMD17 ethanol test frame
 2×2×2 DeePMD water boxes, waters within 2.4 Å removed, OPLS-AA ethanol, SPC/E water, PME/PPPM with
 1 nm cut-offs), run by `in.mlmm.lmp` four times: ML/MM NVT at 300 K, ML/MM NPT at 300 K and 1 atm
 (LAMMPS gets the model's virial; GROMACS NNPot adds none, so there ML/MM runs at constant volume),
-and all-MM NVT and NPT beside them, for the cost of the ML region and the drift of an MM-only run. `ffkit validate` checks the ML/MM NVT run. Results go
-to OUT/results.json, the speeds also to benchmarks/results/lammps_mlmm_speed.{json,md}.
+and all-MM NVT and NPT beside them, for the cost of the ML region and the drift of an MM-only run.
+`ffkit validate` checks the ML/MM NVT run. Results go to OUT/results.json, the speeds also to
+benchmarks/results/lammps_mlmm_speed.{json,md}.
 """
 
 import argparse
