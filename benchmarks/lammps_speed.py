@@ -1,7 +1,8 @@
 """Speed of `pair_style ffkit` in LAMMPS against the SPC/E anchor and the bare TorchScript call.
 
     python benchmarks/lammps_speed.py [--tiers mm fast balanced accurate] [--dtypes float32 float64]
-                                      [--replicate 3] [--big-replicate 5] [--repeats 3] [--out benchmarks/results]
+                                      [--replicate 3] [--big-replicate 5] [--repeats 3] [--threads 2]
+                                      [--scaling 2 4 8] [--out benchmarks/results]
 
 Water box: the first frame of data/water_deepmd replicated (3x3x3 = 5184 atoms). Cases,
 interleaved within each repeat (medians reported, so machine load hits every case alike):
@@ -13,7 +14,9 @@ interleaved within each repeat (medians reported, so machine load hits every cas
   (neighbour list -> graph, tensors, force scatter) per atom-step;
 - `mm-anchor`: SPC/E, lj/cut/coul/long 10 Å + PPPM 1e-4, SHAKE, 2 fs, 1 and 2 ranks;
 - `ffkit <fastest tier>` on the big box (5x5x5 = 24000 atoms), 1 and 2 ranks: MPI speed-up;
-- with `--threads 2`: every ML case again with 2 torch threads on 1 rank (`pair_style ffkit threads 2`).
+- with `--threads 2`: every ML case again with 2 torch threads on 1 rank (`pair_style ffkit threads 2`);
+- with `--scaling 2 4 8`: each tier again on 1536, 12 288 and 98 304 atoms (a second table: is the
+  cost per atom flat from 10^3 to 10^5 atoms?).
 Models are untrained tiers from ffkit.model.tiers (speed does not depend on the weights), or
 term mixes on top of `accurate` (VARIANTS: the message-passing terms, to measure what reaching two
 cutoffs costs against a strictly local design; `--tiers accurate tensors tensors-local`).
@@ -145,6 +148,9 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--name", default="lammps_speed", help="result files NAME.json and NAME.md")
     parser.add_argument("--threads", type=int, default=1, help="also time each ML case with this many threads")
+    parser.add_argument("--scaling", type=int, nargs="*", default=[], metavar="R",
+                        help="also time each tier (first dtype, 1 rank) on the water frame replicated RxRxR, "
+                             "for each R: 2 4 8 gives 1536, 12 288 and 98 304 atoms")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -177,13 +183,14 @@ def main(argv=None):
     big_cases = [ml_case(f"{fastest['case']} big box", work / "big.data", model, ["O", "H"], work / f"big-{ranks}",
                          ranks=ranks, tier=fastest["tier"], dtype=fastest["dtype"]) for ranks in (1, 2)]
     records += time_cases(big_cases, args.repeats)
+    records += time_cases(scaling_cases(args, work), args.repeats)
 
     add_ratios(records, next(r for r in records if r["case"] == "mm-anchor" and r["ranks"] == 1))
     for r in records:
         if r["case"].startswith("ffkit ") and "threaded" in r:
             single = next(b for b in records if b["case"] == r["case"].rsplit(" ", 2)[0])
             r["speedup_vs_1_thread"] = single["us_per_atom_step"] / r["us_per_atom_step"]
-        elif r["case"].startswith("ffkit ") and "tier" in r and "big box" not in r["case"]:
+        elif r["case"].startswith("ffkit ") and "tier" in r and "big box" not in r["case"] and "scaling" not in r:
             bare = next(b for b in records if b["case"] == "bare" + r["case"][len("ffkit"):])
             r["overhead_vs_bare"] = r["us_per_atom_step"] / bare["us_per_atom_step"]
     big_1, big_2 = (next(r for r in records if "big box" in r["case"] and r["ranks"] == n) for n in (1, 2))
@@ -195,6 +202,37 @@ def main(argv=None):
     print(markdown(records, args))
 
 
+def scaling_cases(args, work: Path) -> list:
+    """Each tier's artifact (first dtype, 1 rank) on water boxes of growing size: is µs/atom/step flat?"""
+    cases = []
+    for replicate in args.scaling:
+        data = work / f"scaling-{replicate}.data"
+        write_atomic_data(water_box(replicate), data, ["O", "H"])
+        for tier in args.tiers:
+            cases.append(ml_case(f"ffkit {tier} {args.dtypes[0]} scaling", data, work / f"{tier}_{args.dtypes[0]}.pt",
+                                 ["O", "H"], work / f"scaling-{tier}-{replicate}", tier=tier, dtype=args.dtypes[0],
+                                 scaling=replicate))
+    return cases
+
+
+def scaling_lines(records) -> list[str]:
+    """One row per tier: µs/atom/step at each box size and the largest deviation from their median."""
+    runs = [r for r in records if "scaling" in r]
+    if not runs:
+        return []
+    sizes = sorted({r["atoms"] for r in runs})
+    lines = ["", "## Scaling with the box (1 rank, 1 thread)", "",
+             "| tier | " + " | ".join(f"{n} atoms" for n in sizes) + " | largest deviation from the median |",
+             "| --- |" + " ---: |" * (len(sizes) + 1)]
+    for tier in dict.fromkeys(r["tier"] for r in runs):
+        costs = {r["atoms"]: r["us_per_atom_step"] for r in runs if r["tier"] == tier}
+        median = statistics.median(costs.values())
+        spread = max(abs(c / median - 1.0) for c in costs.values())
+        lines.append(f"| {tier} {runs[0]['dtype']} | " + " | ".join(f"{costs[n]:.3g}" if n in costs else "–"
+                                                                      for n in sizes) + f" | ±{100 * spread:.0f} % |")
+    return lines
+
+
 def markdown(records, args) -> str:
     lines = [f"# LAMMPS speed (`pair_style ffkit`), water box, median of {args.repeats} interleaved repeats",
              "",
@@ -202,7 +240,7 @@ def markdown(records, args) -> str:
               "called from Python on the same frame. ML steps 0.5 fs, SPC/E 2 fs with SHAKE. "
               "Untrained tiers (speed does not depend on weights). `cpu %` = LAMMPS `timer full` CPU share "
               "of the Pair section (< 100 for an MM case means other processes competed for the 2 cores; "
-              "one-thread torch cases read about 50 on an idle machine too)."),
+              "one-thread torch cases of the heavier models read 46-58 on an idle machine too)."),
              "",
              "| case | ranks | atoms | µs/atom/step | ns/day | × MM anchor | × bare | cpu % |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -214,7 +252,7 @@ def markdown(records, args) -> str:
             + (f" (speed-up {r['speedup_vs_1_thread']:.2f}×)" if "speedup_vs_1_thread" in r else "")
         lines.append(f"| {name} | {r['ranks']} | {r['atoms']} | {r['us_per_atom_step']:.3g} | {ns} | "
                      f"{r['ratio_to_mm']:.3g} | {over} | {cpu} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + scaling_lines(records)) + "\n"
 
 
 if __name__ == "__main__":
