@@ -1,7 +1,8 @@
 """Peers measured here, side by side with ffkit: MACE, Allegro and DeePMD-kit trained on ffkit's splits.
 
     python benchmarks/peers.py [--peers mace allegro deepmd] [--datasets rmd17_ethanol water_deepmd]
-                               [--budget tier|recipe] [--stage setup|train|time ...] [--out benchmarks/results]
+                               [--budget tier|recipe] [--stage setup|train|time|lammps ...]
+                               [--out benchmarks/results]
 
 Each peer lives in a virtual environment of its own under benchmarks/.peers/PEER (made here from
 the package registry, pinned; never an ffkit dependency: MACE pins e3nn 0.4, NequIP e3nn 0.6 and
@@ -20,7 +21,9 @@ The test frames are predicted in the peer's environment (peer_worker.py) and sco
 same code as `ffkit test`. Speed: one energy + forces call of each trained peer (its ASE
 calculator, neighbour list included) on the boxes of `ffkit bench` (5040-atom ethanol, 5184-atom
 water), 1 thread, in the same run as ffkit's artifacts of benchmarks/models called the way
-`pair_style ffkit` calls them (benchmarks/hot_path.py). Results are merged into peers.json and
+`pair_style ffkit` calls them (benchmarks/hot_path.py). `--stage lammps`: a peer whose pip package
+brings a LAMMPS pair style (DeePMD-kit: `deepmd-kit[lmp]`) is also timed in NVE MD inside that LAMMPS,
+interleaved with ffkit `accurate` in `pair_style ffkit` on the same box. Results are merged into peers.json and
 peers.md (a record per peer, data set and budget); work files stay in benchmarks/.peers/.
 """
 
@@ -54,7 +57,8 @@ RECIPE_MINUTES = 120.0
 PACKAGES = {
     "mace": ["torch==2.13.0", "mace-torch==0.3.16"],
     "allegro": ["torch==2.13.0", "nequip==0.19.1", "nequip-allegro==0.8.3"],
-    "deepmd": ["deepmd-kit[torch]==3.2.0", "ase==3.29.0"],
+    # lmp: the LAMMPS wheel with pair_style deepmd, whose library (a CUDA build) aborts without libcudart.so.12
+    "deepmd": ["deepmd-kit[torch,lmp]==3.2.0", "ase==3.29.0", "nvidia-cuda-runtime-cu12==12.9.79"],
 }
 
 # what each budget trains: MACE's small model (the size measured before on this machine) with the
@@ -482,6 +486,34 @@ def time_ffkit(dataset: str, box: Path, repeats: int) -> list:
     return records
 
 
+# the peers whose pip packages bring a LAMMPS pair style (MACE's ML-IAP interface and Allegro's
+# pair_allegro need a LAMMPS compiled with them, which no wheel has): its pair lines, for `lmp` in the
+# peer's environment
+LAMMPS_PAIRS = {"deepmd": "pair_style deepmd {model}\npair_coeff * * {elements}"}
+
+
+def time_in_lammps(peer: str, model: Path, dataset: str, box: Path, repeats: int) -> dict:
+    """NVE MD with the peer's own pair style in its own LAMMPS, interleaved with ffkit `accurate` in
+    `pair_style ffkit` on the same box: the peer's µs/atom/step inside an engine, and accurate's beside it."""
+    from ase.io import read
+    from ffkit_lammps_adapter.md import write_atomic_data
+    from ffkit_lammps_adapter.timing import ml_case, pair_case, time_cases
+
+    os.environ.update(DP_INTRA_OP_PARALLELISM_THREADS="1", DP_INTER_OP_PARALLELISM_THREADS="1")  # one core, as ffkit
+    atoms = read(box)
+    elements = sorted(set(atoms.get_chemical_symbols()))
+    work = HOME / "runs" / f"lammps_{peer}_{dataset}"
+    work.mkdir(parents=True, exist_ok=True)
+    write_atomic_data(atoms, work / "box.data", elements)
+    pair = LAMMPS_PAIRS[peer].format(model=Path(model).resolve(), elements=" ".join(elements))
+    cases = [pair_case(f"{peer} in LAMMPS", work / "box.data", pair, work / peer, lmp=HOME / peer / "bin" / "lmp"),
+             ml_case("ffkit accurate in LAMMPS", work / "box.data", ROOT / "benchmarks" / "models" /
+                     f"{dataset}_accurate.pt", elements, work / "accurate")]
+    peer_run, accurate_run = time_cases(cases, repeats)
+    return {"lammps_us_per_atom_step": peer_run["us_per_atom_step"],
+            "lammps_accurate_us_same_run": accurate_run["us_per_atom_step"], "lammps_timed": time.strftime("%Y-%m-%d")}
+
+
 # -- results ------------------------------------------------------------------------------------
 def merge(records, out: Path) -> list:
     path = out / "peers.json"
@@ -516,6 +548,13 @@ def markdown(records) -> str:
                      f"{cell('n_params', 'd')} | {cell('e_mae_meV', '.2f')} | {force} | "
                      f"{cell('f_rmse_meV_A', '.2f')} | {cell('us_per_atom', '.0f')} | {ratio} | "
                      f"{cell('box_atoms', 'd')} |")
+    in_lammps = [r for r in records if r.get("lammps_us_per_atom_step")]
+    if in_lammps:
+        lines += ["", "Inside LAMMPS (`--stage lammps`: NVE MD with the peer's own pair style in the LAMMPS of its "
+                  "environment, interleaved with ffkit `accurate` in `pair_style ffkit`, same box, 1 core):", ""]
+        lines += [f"- {r['peer']} on {r['dataset']}: {r['lammps_us_per_atom_step']:.0f} µs/atom/step = "
+                  f"{r['lammps_us_per_atom_step'] / r['lammps_accurate_us_same_run']:.2g}× ffkit accurate's "
+                  f"({r['lammps_accurate_us_same_run']:.0f})" for r in in_lammps]
     return "\n".join(lines) + "\n"
 
 
@@ -524,7 +563,8 @@ def main(argv=None) -> int:
     ap.add_argument("--peers", nargs="+", default=list(PACKAGES), choices=list(PACKAGES))
     ap.add_argument("--datasets", nargs="+", default=["rmd17_ethanol", "water_deepmd"])
     ap.add_argument("--budget", default="tier", choices=["tier", "recipe"])
-    ap.add_argument("--stage", nargs="+", default=["setup", "train", "time"], choices=["setup", "train", "time"])
+    ap.add_argument("--stage", nargs="+", default=["setup", "train", "time", "lammps"],
+                    choices=["setup", "train", "time", "lammps"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--minutes", type=float, help="override the training budget (quick checks)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
@@ -534,6 +574,9 @@ def main(argv=None) -> int:
     for peer in args.peers:
         if "setup" in args.stage:
             setup(peer)
+    peers_json = out / "peers.json"
+    previous = {(r["peer"], r["dataset"], r["budget"]): r
+                for r in (json.loads(peers_json.read_text()) if peers_json.is_file() else [])}
     for dataset in args.datasets:
         data = export(dataset)
         train_frames, _, test_frames = splits(dataset)
@@ -570,10 +613,14 @@ def main(argv=None) -> int:
                 print(f"peers: no trained {peer} for {dataset} ({args.budget}); run --stage train first")
                 continue
             record = json.loads(record_file.read_text())
+            if "time" not in args.stage:   # keep what an earlier timing stage measured
+                record.update(previous.get((peer, dataset, args.budget), {}))
             record.setdefault("test_sha256", dataset_hash(test_frames))
             if "time" in args.stage and "note" not in record:
                 timing = time_peer(peer, Path(record["model"]), box, args.repeats)
                 record.update({"us_per_atom": timing["us_per_atom"], "box_atoms": timing["atoms"]})
+            if "lammps" in args.stage and peer in LAMMPS_PAIRS and "note" not in record:
+                record.update(time_in_lammps(peer, Path(record["model"]), dataset, box, args.repeats))
             records.append(record)
         if "time" in args.stage:
             ffkit = time_ffkit(dataset, box, args.repeats)

