@@ -197,7 +197,8 @@ def mace_epoch_seconds(log: Path):
 def train_mace(data: Path, run: Path, budget: str, minutes: float) -> dict:
     """mace_run_train within `minutes`. With the tier budget, one epoch is timed first, in a scratch
     folder outside the budget (the epoch from MACE's log, the start-up as the rest of the command),
-    and the run then trains from scratch with the number of epochs that fit and MACE's stage two (SWA with a raised energy weight) over the last 20%, as its recipe ends.
+    and the run then trains from scratch with the number of epochs that fit and MACE's stage two (SWA
+    with a raised energy weight) over the last 20%, as its recipe ends.
     (Continuing from the timed epoch instead fails in stage two: a checkpoint saved without SWA has
     no `swa_lr`, ACEsuit/mace#172.) A run stopped by the budget is finished by the same command with
     the epochs it reached: that loads its last checkpoint and writes the model files."""
