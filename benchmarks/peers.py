@@ -614,7 +614,7 @@ def main(argv=None) -> int:
                 print(f"peers: no trained {peer} for {dataset} ({args.budget}); run --stage train first")
                 continue
             record = json.loads(record_file.read_text())
-            if "time" not in args.stage:   # keep what an earlier timing stage measured
+            if not {"train", "time"} & set(args.stage):   # keep what earlier stages measured of this model
                 record.update(previous.get((peer, dataset, args.budget), {}))
             record.setdefault("test_sha256", dataset_hash(test_frames))
             if "time" in args.stage and "note" not in record:
