@@ -18,6 +18,7 @@ from torch import nn
 from . import __version__, precision
 from .errors import FFKitError
 from .model.forcefield import ForceField
+from .model.kernel_export import KERNEL_FILE, kernel_spec, kernel_summary
 from .model.tabulated import tabulate_pair_terms
 
 FORMAT = "ffkit-artifact"
@@ -118,17 +119,26 @@ def compile_model(model: ForceField, path, dtype: str = "float64", checkpoint: O
     """Write the LAMMPS-convention artifact of `model` in `dtype`; returns its metadata.
 
     With `tabulate`, the pairwise terms run as one spline table (ffkit.model.tabulated); the
-    table's measured interpolation error goes into the metadata.
+    table's measured interpolation error goes into the metadata. A model whose terms all have a
+    hand-written kernel also carries their parameters for it (`kernel.json`, metadata 'kernel').
     """
     torch_dtype = precision.torch_dtype(dtype)
     tabulated = tabulate_pair_terms(model) if tabulate else {"model": model, "tabulated": None}
     module = LammpsConvention(copy.deepcopy(tabulated["model"]).to(torch_dtype).eval())
+    spec = kernel_spec(module.model)
+    paths = {"torchscript": ["forward", "forward_pairs"]}
+    if spec is not None:
+        paths["kernel"] = kernel_summary(spec)
     meta = metadata(model, "lammps", torch_dtype, checkpoint, test_metrics,
-                    extra={"pair_table": tabulated["tabulated"], "methods": ["forward", "forward_pairs"]})
+                    extra={"pair_table": tabulated["tabulated"], "methods": ["forward", "forward_pairs"],
+                           "paths": paths})
     scripted = torch.jit.script(module)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    scripted.save(str(path), _extra_files={"metadata.json": json.dumps(meta, indent=1)})
+    files = {"metadata.json": json.dumps(meta, indent=1)}
+    if spec is not None:
+        files[KERNEL_FILE] = json.dumps(spec)
+    scripted.save(str(path), _extra_files=files)
     return meta
 
 
@@ -136,7 +146,8 @@ def recast_artifact(source, path, dtype: str) -> Dict[str, Any]:
     """Copy a LAMMPS-convention artifact in another precision (no checkpoint needed).
 
     Weights trained in float32 survive float64 -> float32 exactly, so this equals compiling the
-    checkpoint in `dtype` (spline tables are computed in float64 either way, then rounded).
+    checkpoint in `dtype` (spline tables are computed in float64 either way, then rounded). The copy
+    carries a kernel whenever its terms have one, also if the source was written before kernels.
     """
     torch_dtype = precision.torch_dtype(dtype)
     meta = read_metadata(source)
@@ -144,16 +155,32 @@ def recast_artifact(source, path, dtype: str) -> Dict[str, Any]:
     module = module.to(torch_dtype)
     module.dtype_name = dtype
     meta["dtype"] = dtype
+    files = extra_files(source)
+    spec = kernel_spec(module.model) if "committee" not in meta and hasattr(module, "model") else None
+    meta["paths"] = {"torchscript": [m for m in ("forward", "forward_pairs", "forward_committee")
+                                     if hasattr(module, m)]}
+    files.pop(KERNEL_FILE, None)
+    if spec is not None:
+        meta["paths"]["kernel"] = kernel_summary(spec)
+        files[KERNEL_FILE] = json.dumps(spec)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module.save(str(path), _extra_files={"metadata.json": json.dumps(meta, indent=1)})
+    module.save(str(path), _extra_files={**files, "metadata.json": json.dumps(meta, indent=1)})
     return meta
+
+
+def extra_files(path) -> Dict[str, str]:
+    """The artifact's extra files other than metadata.json (a kernel's parameters), by name."""
+    with zipfile.ZipFile(path) as zf:
+        return {name.split("extra/", 1)[1]: zf.read(name).decode() for name in zf.namelist()
+                if "extra/" in name and not name.endswith("extra/metadata.json")}
 
 
 def write_metadata(path, meta: Dict[str, Any]) -> None:
     """Replace the metadata of the artifact at `path` (e.g. with `engine_parity` once it is proven)."""
+    files = {**extra_files(path), "metadata.json": json.dumps(meta, indent=1)}
     module = torch.jit.load(str(path), map_location="cpu")
-    module.save(str(path), _extra_files={"metadata.json": json.dumps(meta, indent=1)})
+    module.save(str(path), _extra_files=files)
 
 
 def is_artifact(path) -> bool:

@@ -74,11 +74,12 @@ void PairFFKit::allocate()
   }
 }
 
-/* pair_style ffkit [threads N] */
+/* pair_style ffkit [threads N] [close off|warn|stop] [path auto|kernel|torchscript] */
 void PairFFKit::settings(int narg, char **arg)
 {
   nthreads = 0;
   close_mode = 1;
+  path_mode = 0;
   int iarg = 0;
   while (iarg < narg) {
     if (strcmp(arg[iarg], "threads") == 0) {
@@ -93,9 +94,17 @@ void PairFFKit::settings(int narg, char **arg)
       else if (mode == "stop") close_mode = 2;
       else error->all(FLERR, "pair_style ffkit: 'close' takes off, warn or stop, not '{}'", mode);
       iarg += 2;
+    } else if (strcmp(arg[iarg], "path") == 0) {
+      const std::string mode = iarg + 1 < narg ? arg[iarg + 1] : "";
+      if (mode == "auto") path_mode = 0;
+      else if (mode == "kernel") path_mode = 1;
+      else if (mode == "torchscript") path_mode = 2;
+      else error->all(FLERR, "pair_style ffkit: 'path' takes auto, kernel or torchscript, not '{}'", mode);
+      iarg += 2;
     } else {
-      error->all(FLERR, "pair_style ffkit: unknown keyword '{}' (keywords: 'threads N', 'close off|warn|stop')",
-                 arg[iarg]);
+      error->all(FLERR,
+                 "pair_style ffkit: unknown keyword '{}' (keywords: 'threads N', 'close off|warn|stop', "
+                 "'path auto|kernel|torchscript')", arg[iarg]);
     }
   }
 }
@@ -138,7 +147,7 @@ void PairFFKit::load_model(const std::string &file)
   if (!probe) error->all(FLERR, "pair_style ffkit: cannot open model file '{}': {}", file, utils::getsyserror());
   fclose(probe);
 
-  torch::jit::ExtraFilesMap extra{{"metadata.json", ""}};
+  torch::jit::ExtraFilesMap extra{{"metadata.json", ""}, {"kernel.json", ""}};
   try {
     model = torch::jit::load(file, torch::kCPU, extra);
   } catch (const std::exception &e) {
@@ -291,10 +300,35 @@ void PairFFKit::load_model(const std::string &file)
                      torch_reason(e));
   }
 
+  choose_path(extra["kernel.json"]);
   if (comm->me == 0)
-    utils::logmesg(lmp, "pair_style ffkit: {} ({}tier {}, elements {}, cutoff {} A, {})\n", file,
+    utils::logmesg(lmp, "pair_style ffkit: {} ({}tier {}, elements {}, cutoff {} A, {}; {})\n", file,
                    committee_size > 0 ? fmt::format("committee of {} models, ", committee_size) : "",
-                   meta.contains("tier") ? meta["tier"].dump() : "?", symbols.dump(), model_cutoff, dtype);
+                   meta.contains("tier") ? meta["tier"].dump() : "?", symbols.dump(), model_cutoff, dtype,
+                   use_kernel ? "hand-written kernel, double: " + kernel.describe() : "TorchScript");
+}
+
+/* The kernel runs what the artifact's kernel.json describes, unless 'path torchscript' asks otherwise;
+   'path kernel' refuses an artifact without one. Committees run their TorchScript forward_committee. */
+void PairFFKit::choose_path(const std::string &kernel_text)
+{
+  kernel = FFKitKernel();
+  use_kernel = false;
+  if (!kernel_text.empty() && path_mode != 2 && committee_size == 0) {
+    try {
+      kernel.load(json::parse(kernel_text));
+    } catch (const std::exception &e) {
+      error->all(FLERR, "pair_style ffkit: '{}': {}; recompile it with 'ffkit compile' (or run 'path torchscript')",
+                 model_file, e.what());
+    }
+    use_kernel = true;
+  }
+  if (path_mode == 1 && !use_kernel)
+    error->all(FLERR,
+               "pair_style ffkit: 'path kernel' but '{}' {}; kernels exist for models of pair terms and the "
+               "3-body term (tiers mm, fast, balanced): recompile with 'ffkit compile', or use 'path auto'",
+               model_file, committee_size > 0 ? "is a committee (committees run on TorchScript)"
+                                              : "carries no kernel.json (metadata 'paths')");
 }
 
 /* A type whose mass is nearer another of the model's elements than its own was mapped to the wrong
@@ -520,9 +554,9 @@ torch::Tensor PairFFKit::positions_tensor(int ncompact)
   return model_input(in64_buf, ncompact);
 }
 
-/* r_ij = x_j - x_i of every edge, subtracted in double: only these short vectors are rounded to a
-   float32 model's dtype, so the answer does not depend on where the system sits in the box */
-torch::Tensor PairFFKit::pair_vectors_tensor(int64_t nedges)
+/* r_ij = x_j - x_i of every edge, subtracted in double into in64_buf: only these short vectors are
+   rounded to a float32 model's dtype, so the answer does not depend on where the system sits in the box */
+void PairFFKit::fill_pair_vectors(int64_t nedges)
 {
   double **x = atom->x;
   const int64_t *centre = edge_buf.data();
@@ -532,6 +566,11 @@ torch::Tensor PairFFKit::pair_vectors_tensor(int64_t nedges)
     const int i = lammps_of[centre[k]], j = lammps_of[neighbour[k]];
     for (int d = 0; d < 3; d++) in64_buf[3 * k + d] = x[j][d] - x[i][d];
   }
+}
+
+torch::Tensor PairFFKit::pair_vectors_tensor(int64_t nedges)
+{
+  fill_pair_vectors(nedges);
   return model_input(in64_buf, nedges);
 }
 
@@ -576,30 +615,47 @@ void PairFFKit::tally_energy(const double *energy, int nlocal_compact)
   if (eflag_global) eng_vdwl += energy_factor * esum;
 }
 
-/* Single models with forward_pairs: per-atom energies and dE/dr_ij from the model; forces
+/* Single models on the kernel or with forward_pairs: per-atom energies and dE/dr_ij from either; forces
    F_i += dE/dr_ij, F_j -= dE/dr_ij and the virial -r_ij (x) dE/dr_ij (per atom: half to i, half
    to j) are summed here in double, from the double pair vectors. */
 void PairFFKit::run_pair_model(int64_t nedges, int ncompact, int nlocal_compact)
 {
-  std::vector<torch::jit::IValue> inputs{
-      pair_vectors_tensor(nedges), torch::from_blob(species_buf.data(), {ncompact}, torch::kInt64),
-      torch::from_blob(edge_buf.data(), {2, nedges}, torch::kInt64), static_cast<int64_t>(nlocal_compact)};
-  torch::Tensor energy, grad;
-  try {
-    auto out = model.get_method("forward_pairs")(inputs).toTuple();
-    energy = out->elements().at(0).toTensor().to(torch::kFloat64).contiguous();
-    grad = out->elements().at(1).toTensor().to(torch::kFloat64).contiguous();
-  } catch (const std::exception &e) {
-    error->one(FLERR, "pair_style ffkit: model '{}' failed at step {}: {}", model_file, update->ntimestep,
-               torch_reason(e));
+  const double *e = nullptr, *g = nullptr;
+  torch::Tensor energy, grad;    // the TorchScript path's results, alive while they are read
+  if (use_kernel) {
+    fill_pair_vectors(nedges);
+    kernel_energy.assign(nlocal_compact, 0.0);
+    kernel_grad.assign(3 * nedges, 0.0);
+    try {
+      kernel.evaluate(in64_buf.data(), species_buf.data(), edge_buf.data(), edge_buf.data() + nedges, nedges,
+                      nlocal_compact, kernel_energy.data(), kernel_grad.data());
+    } catch (const std::exception &ex) {
+      error->one(FLERR, "pair_style ffkit: kernel of '{}' failed at step {}: {}", model_file, update->ntimestep,
+                 ex.what());
+    }
+    e = kernel_energy.data();
+    g = kernel_grad.data();
+  } else {
+    std::vector<torch::jit::IValue> inputs{
+        pair_vectors_tensor(nedges), torch::from_blob(species_buf.data(), {ncompact}, torch::kInt64),
+        torch::from_blob(edge_buf.data(), {2, nedges}, torch::kInt64), static_cast<int64_t>(nlocal_compact)};
+    try {
+      auto out = model.get_method("forward_pairs")(inputs).toTuple();
+      energy = out->elements().at(0).toTensor().to(torch::kFloat64).contiguous();
+      grad = out->elements().at(1).toTensor().to(torch::kFloat64).contiguous();
+    } catch (const std::exception &ex) {
+      error->one(FLERR, "pair_style ffkit: model '{}' failed at step {}: {}", model_file, update->ntimestep,
+                 torch_reason(ex));
+    }
+    if (energy.numel() != nlocal_compact || grad.dim() != 2 || grad.size(0) != nedges || grad.size(1) != 3)
+      error->one(FLERR,
+                 "pair_style ffkit: model '{}' returned energy {} / pair gradients {} for {} local atoms and {} "
+                 "pairs; expected [{}] / [{}, 3] (docs/artifact.md)", model_file, c10::str(energy.sizes()),
+                 c10::str(grad.sizes()), nlocal_compact, nedges, nlocal_compact, nedges);
+    e = energy.data_ptr<double>();
+    g = grad.data_ptr<double>();
   }
-  if (energy.numel() != nlocal_compact || grad.dim() != 2 || grad.size(0) != nedges || grad.size(1) != 3)
-    error->one(FLERR,
-               "pair_style ffkit: model '{}' returned energy {} / pair gradients {} for {} local atoms and {} "
-               "pairs; expected [{}] / [{}, 3] (docs/artifact.md)", model_file, c10::str(energy.sizes()),
-               c10::str(grad.sizes()), nlocal_compact, nedges, nlocal_compact, nedges);
 
-  const double *g = grad.data_ptr<double>();
   const int64_t *centre = edge_buf.data();
   const int64_t *neighbour = edge_buf.data() + nedges;
   const double *r = in64_buf.data();    // the double pair vectors pair_vectors_tensor formed
@@ -623,8 +679,8 @@ void PairFFKit::run_pair_model(int64_t nedges, int ncompact, int nlocal_compact)
       }
     }
   }
-  check_finite(energy.data_ptr<double>(), force_buf.data(), ncompact, nlocal_compact);
-  tally_energy(energy.data_ptr<double>(), nlocal_compact);
+  check_finite(e, force_buf.data(), ncompact, nlocal_compact);
+  tally_energy(e, nlocal_compact);
   double **f = atom->f;
   for (int k = 0; k < ncompact; k++)
     for (int d = 0; d < 3; d++) f[lammps_of[k]][d] += energy_factor * force_buf[3 * k + d];
@@ -634,7 +690,7 @@ void PairFFKit::run_pair_model(int64_t nedges, int ncompact, int nlocal_compact)
 
 void PairFFKit::run_model(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces)
 {
-  if (pair_inputs && committee_size == 0) return run_pair_model(nedges, ncompact, nlocal_compact);
+  if ((pair_inputs || use_kernel) && committee_size == 0) return run_pair_model(nedges, ncompact, nlocal_compact);
   const bool want_atom_virial = vflag_atom != 0;
   std::vector<torch::jit::IValue> inputs{
       positions_tensor(ncompact), torch::from_blob(species_buf.data(), {ncompact}, torch::kInt64),

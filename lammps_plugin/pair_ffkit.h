@@ -5,12 +5,16 @@
    atom are centres too (their own neighbour lists, REQ_GHOST).
    Artifacts with forward_pairs get pair vectors formed in double (never absolute coordinates in the
    model's dtype) and return dE/dr_ij, from which forces and virial are summed here in double.
+   Artifacts that carry kernel.json run by default on the hand-written kernel (ffkit_kernel.h): same
+   function, forces by an adjoint pass in double, no TorchScript in the MD step ('path torchscript'
+   runs the TorchScript model instead).
    A committee artifact (metadata "committee") also gives the spread of its members' forces: per atom
    (extract_peratom "force_std", for fix pair) and its global max and mean (pvector, for compute pair). */
 
 #ifndef LMP_PAIR_FFKIT_H
 #define LMP_PAIR_FFKIT_H
 
+#include "ffkit_kernel.h"
 #include "pair.h"
 
 #include <torch/script.h>
@@ -47,6 +51,9 @@ class PairFFKit : public Pair {
   int model_layers = 1;    // cutoffs an atom's energy reaches: 1 strictly local, 2 message passing
   torch::ScalarType model_dtype = torch::kFloat64;
   bool pair_inputs = false;    // the artifact has forward_pairs: pair vectors are formed here, in double
+  FFKitKernel kernel;          // the artifact's hand-written kernel, if it carries kernel.json
+  int path_mode = 0;           // 'path auto|kernel|torchscript': 0 kernel when carried, 1 kernel, 2 torchscript
+  bool use_kernel = false;
 
   int *type2species = nullptr;    // LAMMPS type -> model species index, -1 for NULL
   int nthreads = 0;               // 0: not set by the 'threads' keyword
@@ -63,6 +70,8 @@ class PairFFKit : public Pair {
   std::vector<double> in64_buf;         // positions or pair vectors handed to float64 artifacts
   std::vector<float> in32_buf;          // the same for float32 artifacts
   std::vector<double> force_buf;        // [ncompact, 3]: forces summed from pair gradients, model units
+  std::vector<double> kernel_energy;    // the kernel's per-atom energies and dE/dr_ij [nedges, 3]
+  std::vector<double> kernel_grad;
   int64_t edge_capacity = 0;
 
   // committee artifacts: member forces, summed over ghosts by reverse communication, give the spread
@@ -81,7 +90,9 @@ class PairFFKit : public Pair {
   void report_close_contact(int i, int j);
   torch::Tensor model_input(const std::vector<double> &values, int64_t rows);
   torch::Tensor positions_tensor(int ncompact);
+  void fill_pair_vectors(int64_t nedges);
   torch::Tensor pair_vectors_tensor(int64_t nedges);
+  void choose_path(const std::string &kernel_text);
   void check_finite(const double *energy, const double *forces, int ncompact, int nlocal_compact);
   void tally_energy(const double *energy, int nlocal_compact);
   void run_model(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces);

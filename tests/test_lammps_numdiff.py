@@ -1,6 +1,7 @@
 """LAMMPS's own finite differences agree with `pair_style ffkit`: `fix numdiff` with its forces and
 `fix numdiff/virial` with its virial (the pressure's virial part), for a trained-size model of each
-kind, in float64. Independent of ffkit's Python side: LAMMPS displaces the atoms and strains the box."""
+kind, in float64 (mm, fast and balanced on the hand-written kernel, accurate on TorchScript). Independent of
+ffkit's Python side: LAMMPS displaces the atoms and strains the box."""
 
 import ase.io
 import numpy as np
@@ -37,7 +38,8 @@ def _ethanol_in_box(reference_data):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tier, system", [("accurate", "ethanol"), ("balanced", "water"), ("mm", "water")])
+@pytest.mark.parametrize("tier, system", [("accurate", "ethanol"), ("balanced", "water"), ("mm", "water"),
+                                          ("fast", "ethanol")])
 def test_forces_and_virial_equal_lammps_finite_differences(tmp_path, reference_data, tier, system):
     if system == "water":
         atoms = ase.io.read(reference_data / "water_deepmd" / "water.extxyz", index=11)

@@ -96,10 +96,11 @@ def mm_anchor(data: Path, workdir: Path, ranks: int = 1) -> LammpsCase:
 
 
 def ml_case(name: str, data: Path, model: Path, elements: Sequence[str], workdir: Path, ranks: int = 1,
-            threads: int = 1, **info) -> LammpsCase:
-    """NVE with `pair_style ffkit` (0.5 fs, `threads` torch threads per rank); LAMMPS type k+1 of `data`
-    is elements[k]."""
-    pair = f"pair_style ffkit threads {threads}\npair_coeff * * {Path(model).resolve()} {' '.join(elements)}"
+            threads: int = 1, path: str = "auto", **info) -> LammpsCase:
+    """NVE with `pair_style ffkit` (0.5 fs, `threads` threads per rank, evaluation `path` auto, kernel or
+    torchscript); LAMMPS type k+1 of `data` is elements[k]."""
+    pair = (f"pair_style ffkit threads {threads} path {path}\n"
+            f"pair_coeff * * {Path(model).resolve()} {' '.join(elements)}")
     return pair_case(name, data, pair, workdir, ranks=ranks, **info)
 
 

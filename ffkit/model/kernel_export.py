@@ -1,0 +1,81 @@
+"""A compiled model's parameters as plain numbers, for the LAMMPS plugin's hand-written kernel.
+
+The kernel (lammps_plugin/ffkit_kernel.cpp) evaluates the spline pair table and the 3-body
+moment term with forces from a hand-written adjoint pass, in double, with no autograd and no
+TorchScript in the MD step (issue #18: autograd's backward costs 2-3x the forward). It runs only
+models made of those two term types (`mm`, `fast`, `balanced`); others carry TorchScript alone.
+Numbers are written with Python's shortest round-trip repr, so the kernel reads the exact doubles.
+Works on a Python model and on a loaded TorchScript artifact alike (terms are told by class name),
+so an artifact compiled before kernels existed gains one when `ffkit compile` recasts it.
+"""
+
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from torch import nn
+
+from .moments import monomials
+
+KERNEL_FORMAT = "ffkit-kernel"
+KERNEL_VERSION = 1
+KERNEL_FILE = "kernel.json"
+
+
+def _numbers(t: torch.Tensor) -> List[float]:
+    return [float(v) for v in t.detach().double().flatten()]
+
+
+def _kind(module: nn.Module) -> str:
+    """The class name of a Python module or of the module a TorchScript one was scripted from."""
+    return getattr(module, "original_name", type(module).__name__)
+
+
+def _readout(readout: nn.Module) -> Dict[str, Any]:
+    networks = []
+    for net in readout.networks.children():
+        linears = [m for m in net.children() if _kind(m) == "Linear"]
+        networks.append([{"n_in": m.in_features, "n_out": m.out_features, "weight": _numbers(m.weight),
+                          "bias": _numbers(m.bias)} for m in linears])
+    # a shared network is told the element by a one-hot input appended to the features
+    shared = networks[0][0]["n_in"] != readout.feature_mean.numel()
+    return {"shared": shared, "activation": "silu", "feature_mean": _numbers(readout.feature_mean),
+            "feature_std": _numbers(readout.feature_std), "output_scale": float(readout.output_scale),
+            "networks": networks}
+
+
+def _pair_table(term: nn.Module) -> Dict[str, Any]:
+    return {"type": "pair_table", "cutoff": term.cutoff, "r_first": term.r_first, "spacing": term.spacing,
+            "n_knots": term.n_knots, "coefficients": _numbers(term.coefficients)}
+
+
+def _three_body(term: nn.Module) -> Dict[str, Any]:
+    m = term.moments
+    exps, weights, _ = monomials(m.l_max)
+    return {"type": "three_body", "cutoff": term.cutoff, "n_basis": int(m.basis.frequencies.numel()),
+            "n_channels": m.n_channels, "l_max": m.l_max, "n_groups": int(getattr(m, "n_groups", 1)),
+            "inv_neighbors": m.inv_neighbors,
+            "bessel_prefactor": m.basis.prefactor, "bessel_frequencies": _numbers(m.basis.frequencies),
+            "envelope_p": m.basis.envelope.p, "radial_weights": _numbers(m.radial_weights),
+            "monomial_exponents": exps.tolist(), "monomial_weights": _numbers(weights),
+            "readout": _readout(term.readout)}
+
+
+EXPORTERS = {"TabulatedPair": _pair_table, "ThreeBodyML": _three_body}
+
+
+def kernel_spec(model: nn.Module) -> Optional[Dict[str, Any]]:
+    """The kernel's description of a ForceField (pair terms already tabulated), or None if a term has no kernel."""
+    terms = list(model.terms.children())
+    if any(_kind(term) not in EXPORTERS for term in terms) or int(getattr(model, "layers", 1)) != 1:
+        return None
+    return {"format": KERNEL_FORMAT, "version": KERNEL_VERSION, "n_species": len(model.species),
+            "reference_energies": _numbers(model.reference_energies),
+            "terms": [dict(name=name, **EXPORTERS[_kind(term)](term))
+                      for name, term in zip(model.term_names, terms)]}
+
+
+def kernel_summary(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """What an artifact's metadata says about the kernel it carries (metadata 'paths', `ffkit info`)."""
+    return {"file": KERNEL_FILE, "version": spec["version"], "precision": "float64",
+            "terms": [t["type"] for t in spec["terms"]]}

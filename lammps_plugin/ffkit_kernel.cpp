@@ -1,0 +1,573 @@
+/* pair_style ffkit's hand-written kernel: see ffkit_kernel.h. */
+
+#include "ffkit_kernel.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <type_traits>
+
+using namespace LAMMPS_NS;
+
+namespace {
+
+[[noreturn]] void fail(const std::string &where, const std::string &what)
+{
+  throw std::runtime_error("kernel.json: " + where + ": " + what);
+}
+
+const json &field(const json &object, const char *key, const std::string &where)
+{
+  if (!object.is_object() || !object.contains(key)) fail(where, std::string("no '") + key + "' field");
+  return object[key];
+}
+
+double number(const json &object, const char *key, const std::string &where)
+{
+  const json &v = field(object, key, where);
+  if (!v.is_number()) fail(where, std::string("'") + key + "' must be a number, not " + v.dump());
+  return v.get<double>();
+}
+
+int integer(const json &object, const char *key, const std::string &where, int lowest)
+{
+  const json &v = field(object, key, where);
+  if (!v.is_number_integer() || v.get<int>() < lowest)
+    fail(where, std::string("'") + key + "' must be an integer >= " + std::to_string(lowest) + ", not " + v.dump());
+  return v.get<int>();
+}
+
+std::vector<double> numbers(const json &object, const char *key, const std::string &where, std::size_t count)
+{
+  const json &v = field(object, key, where);
+  if (!v.is_array() || v.size() != count)
+    fail(where, std::string("'") + key + "' must hold " + std::to_string(count) + " numbers, not " +
+                    (v.is_array() ? std::to_string(v.size()) : v.dump()));
+  std::vector<double> out;
+  out.reserve(count);
+  for (const auto &x : v) {
+    if (!x.is_number()) fail(where, std::string("'") + key + "' holds a non-number: " + x.dump());
+    out.push_back(x.get<double>());
+  }
+  return out;
+}
+
+inline double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
+
+constexpr int n_monomials(int l_max) { return (l_max + 1) * (l_max + 2) * (l_max + 3) / 6; }
+constexpr int BASIS_LIMIT = 64, CHANNEL_LIMIT = 64, GROUP_LIMIT = 8, MONOMIAL_LIMIT = n_monomials(GROUP_LIMIT - 1);
+
+/* x^a y^b z^c of every rank up to LC, in ffkit.model.moments.monomials order, known to the compiler */
+template <int LC> struct MonomialTable {
+  int e[n_monomials(LC)][3];
+  constexpr MonomialTable() : e()
+  {
+    int m = 0;
+    for (int l = 0; l <= LC; l++)
+      for (int a = l; a >= 0; a--)
+        for (int b = l - a; b >= 0; b--, m++) {
+          e[m][0] = a;
+          e[m][1] = b;
+          e[m][2] = l - a - b;
+        }
+  }
+};
+
+/* per-edge array sizes of the 3-body kernel: exact for a fixed size (KC channels, l_max LC), else the limits */
+template <int KC, int LC> struct EdgeSizes {
+  static constexpr int radial = KC > 0 ? KC : CHANNEL_LIMIT * GROUP_LIMIT;
+  static constexpr int mono = KC > 0 ? n_monomials(LC) : MONOMIAL_LIMIT;
+};
+
+/* z = bias + W x for W stored [n_in][n_out] (bias may be null: zero), in blocks of B outputs whose
+   sums stay in registers (B = 32: four independent vector chains) */
+template <int B>
+int dense_blocks(const double *__restrict wt, const double *__restrict bias, const double *__restrict x, int n_in,
+                 int n_out, int o0, double *__restrict z)
+{
+  for (; o0 + B <= n_out; o0 += B) {
+    double acc[B];
+    for (int c = 0; c < B; c++) acc[c] = bias ? bias[o0 + c] : 0.0;
+    for (int j = 0; j < n_in; j++) {
+      const double xj = x[j], *w = wt + static_cast<std::size_t>(j) * n_out + o0;
+      for (int c = 0; c < B; c++) acc[c] += xj * w[c];
+    }
+    for (int c = 0; c < B; c++) z[o0 + c] = acc[c];
+  }
+  return o0;
+}
+
+void dense(const double *__restrict wt, const double *__restrict bias, const double *__restrict x, int n_in,
+           int n_out, double *__restrict z)
+{
+  int o0 = dense_blocks<32>(wt, bias, x, n_in, n_out, 0, z);
+  o0 = dense_blocks<8>(wt, bias, x, n_in, n_out, o0, z);
+  for (int o = o0; o < n_out; o++) {    // the last outputs (one, for the energy): eight partial sums
+    double part[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    int j = 0;
+    for (; j + 8 <= n_in; j += 8)
+      for (int c = 0; c < 8; c++) part[c] += x[j + c] * wt[static_cast<std::size_t>(j + c) * n_out + o];
+    double sum = bias ? bias[o] : 0.0;
+    for (int c = 0; c < 8; c++) sum += part[c];
+    for (; j < n_in; j++) sum += x[j] * wt[static_cast<std::size_t>(j) * n_out + o];
+    z[o] = sum;
+  }
+}
+
+}    // namespace
+
+/* per-thread buffers of one centre's 3-body evaluation */
+struct FFKitKernel::Scratch {
+  std::vector<int64_t> edge;
+  std::vector<double> unit, inv_r, radial, dradial_dr, powers, mono;
+  std::vector<double> moments_t, gram, dmoments_t, dmoments, adjoint;    // moments and their adjoints, [m][c] or [c][m]
+  std::vector<std::vector<double>> z, a;    // each layer's pre-activation and input
+  std::vector<double> g, gin;
+};
+
+void FFKitKernel::load(const json &spec)
+{
+  if (!spec.is_object() || !spec.contains("format") || spec["format"] != "ffkit-kernel")
+    fail("top level", "'format' is not \"ffkit-kernel\"");
+  if (integer(spec, "version", "top level", 1) != 1)
+    fail("top level", "'version' is " + spec["version"].dump() + "; this plugin reads version 1");
+  const int S = integer(spec, "n_species", "top level", 1);
+  reference = numbers(spec, "reference_energies", "top level", S);
+  tables.clear();
+  three_body.clear();
+  term_names.clear();
+  const json &terms = field(spec, "terms", "top level");
+  if (!terms.is_array()) fail("top level", "'terms' must be a list");
+  for (const auto &term : terms) {
+    const std::string name = term.contains("name") && term["name"].is_string() ? term["name"].get<std::string>()
+                                                                               : "?";
+    const std::string where = "term '" + name + "'";
+    const json &type = field(term, "type", where);
+    if (type == "pair_table") {
+      PairTable t;
+      t.cutoff = number(term, "cutoff", where);
+      t.r_first = number(term, "r_first", where);
+      t.spacing = number(term, "spacing", where);
+      t.n_knots = integer(term, "n_knots", where, 2);
+      if (t.spacing <= 0.0 || t.cutoff <= t.r_first) fail(where, "spacing must be > 0 and cutoff > r_first");
+      t.coefficients = numbers(term, "coefficients", where, static_cast<std::size_t>(S) * S * t.n_knots * 4);
+      tables.push_back(std::move(t));
+    } else if (type == "three_body") {
+      ThreeBody t;
+      t.cutoff = number(term, "cutoff", where);
+      t.n_basis = integer(term, "n_basis", where, 1);
+      if (t.n_basis > BASIS_LIMIT) fail(where, "'n_basis' is at most 64 in this kernel");
+      t.n_channels = integer(term, "n_channels", where, 1);
+      t.l_max = integer(term, "l_max", where, 0);
+      t.n_groups = integer(term, "n_groups", where, 1);
+      if (t.n_groups != 1 && t.n_groups != t.l_max + 1) fail(where, "'n_groups' must be 1 or l_max + 1");
+      if (t.n_channels > CHANNEL_LIMIT || t.l_max + 1 > GROUP_LIMIT)
+        fail(where, "this kernel takes at most 64 channels and l_max 7");
+      t.prefactor = number(term, "bessel_prefactor", where);
+      t.p = number(term, "envelope_p", where);
+      if (t.p >= 1.0 && t.p == std::floor(t.p) && t.p < 64.0) t.p_int = static_cast<int>(t.p);
+      t.frequencies = numbers(term, "bessel_frequencies", where, t.n_basis);
+      t.frequency = t.frequencies[0];
+      // frequencies are n w up to their rounding (a float32 buffer): sin(n w r) by rotation, then corrected
+      for (int b = 0; b < t.n_basis; b++) {
+        t.detune.push_back(t.frequencies[b] - (b + 1) * t.frequency);
+        if (std::fabs(t.detune.back()) * t.cutoff > 1e-4)
+          fail(where, "'bessel_frequencies' must be n * pi / cutoff for n = 1, 2, ...");
+      }
+      const int K = t.n_channels, KG = K * t.n_groups;
+      const double inv_neighbors = number(term, "inv_neighbors", where);
+      const std::vector<double> w =
+          numbers(term, "radial_weights", where, static_cast<std::size_t>(t.n_basis) * S * S * KG);
+      t.radial.resize(w.size());
+      for (int pair = 0; pair < S * S; pair++)    // [basis][pair][channel] -> [pair][basis][channel]
+        for (int b = 0; b < t.n_basis; b++)
+          for (int c = 0; c < KG; c++)
+            t.radial[(static_cast<std::size_t>(pair) * t.n_basis + b) * KG + c] =
+                w[static_cast<std::size_t>(b) * S * S * KG + pair * KG + c] * inv_neighbors;
+      const json &exps = field(term, "monomial_exponents", where);
+      if (!exps.is_array()) fail(where, "'monomial_exponents' must be a list of [a, b, c]");
+      t.n_mono = static_cast<int>(exps.size());
+      std::vector<int> ranks;
+      for (const auto &e : exps) {
+        if (!e.is_array() || e.size() != 3) fail(where, "'monomial_exponents' must be [a, b, c] lists");
+        int rank = 0;
+        for (int d = 0; d < 3; d++) {
+          if (!e[d].is_number_integer() || e[d].get<int>() < 0) fail(where, "exponents must be integers >= 0");
+          t.exponents.push_back(e[d].get<int>());
+          rank += t.exponents.back();
+        }
+        if ((!ranks.empty() && rank < ranks.back()) || rank > t.l_max)
+          fail(where, "'monomial_exponents' must be ordered by rank, each <= l_max");
+        ranks.push_back(rank);
+        t.group_of.push_back(t.n_groups == 1 ? 0 : rank);
+      }
+      if (ranks.empty() || ranks.front() != 0 || ranks.back() != t.l_max)
+        fail(where, "'monomial_exponents' must run from rank 0 to l_max");
+      t.canonical = true;    // the order the fixed-size kernels assume (MonomialTable)
+      for (int m = 0, l = 0; l <= t.l_max; l++)
+        for (int a = l; a >= 0; a--)
+          for (int b = l - a; b >= 0; b--, m++)
+            if (m >= t.n_mono || t.exponents[3 * m] != a || t.exponents[3 * m + 1] != b) t.canonical = false;
+      for (int l = 0; l <= t.l_max + 1; l++)
+        t.rank_start.push_back(static_cast<int>(std::count_if(ranks.begin(), ranks.end(), [l](int r) { return r < l; })));
+      t.mono_weight = numbers(term, "monomial_weights", where, t.n_mono);
+      t.n_features = K + (t.l_max + 1) * K * (K + 1) / 2;
+      const std::string rwhere = where + " readout";
+      const json &readout = field(term, "readout", where);
+      const json &shared = field(readout, "shared", rwhere);
+      if (!shared.is_boolean()) fail(rwhere, "'shared' must be true or false");
+      t.shared = shared.get<bool>();
+      t.mean = numbers(readout, "feature_mean", rwhere, t.n_features);
+      t.inv_std = numbers(readout, "feature_std", rwhere, t.n_features);
+      for (auto &x : t.inv_std) {
+        if (!(x > 0.0)) fail(rwhere, "'feature_std' must be positive");
+        x = 1.0 / x;
+      }
+      t.output_scale = number(readout, "output_scale", rwhere);
+      const json &nets = field(readout, "networks", rwhere);
+      const std::size_t n_nets = t.shared ? 1 : S;
+      if (!nets.is_array() || nets.size() != n_nets)
+        fail(rwhere, "'networks' must hold " + std::to_string(n_nets) + " network(s)");
+      for (const auto &net : nets) {
+        std::vector<Layer> layers;
+        int n_in = t.n_features + (t.shared ? S : 0);
+        if (!net.is_array() || net.empty()) fail(rwhere, "each network must be a non-empty list of layers");
+        for (const auto &layer : net) {
+          Layer l;
+          l.n_in = integer(layer, "n_in", rwhere, 1);
+          l.n_out = integer(layer, "n_out", rwhere, 1);
+          if (l.n_in != n_in) fail(rwhere, "a layer takes " + std::to_string(l.n_in) + " inputs, expected " +
+                                               std::to_string(n_in));
+          l.weight = numbers(layer, "weight", rwhere, static_cast<std::size_t>(l.n_in) * l.n_out);
+          l.bias = numbers(layer, "bias", rwhere, l.n_out);
+          l.weight_t.resize(l.weight.size());
+          for (int o = 0; o < l.n_out; o++)
+            for (int j = 0; j < l.n_in; j++) l.weight_t[static_cast<std::size_t>(j) * l.n_out + o] = l.weight[o * l.n_in + j];
+          n_in = l.n_out;
+          layers.push_back(std::move(l));
+        }
+        if (n_in != 1) fail(rwhere, "a network must end with one output (the atom's energy)");
+        t.networks.push_back(std::move(layers));
+      }
+      three_body.push_back(std::move(t));
+    } else {
+      fail(where, "type " + type.dump() + " has no kernel in this plugin (kernels: pair_table, three_body)");
+    }
+    term_names.push_back(name + " (" + type.get<std::string>() + ")");
+  }
+  n_species = S;
+}
+
+std::string FFKitKernel::describe() const
+{
+  std::string out;
+  for (const auto &name : term_names) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+void FFKitKernel::evaluate(const double *vectors, const int64_t *species, const int64_t *centre,
+                           const int64_t *neighbour, int64_t nedges, int nlocal, double *energy, double *grad) const
+{
+  // edges of centre i are [start[i], start[i + 1])
+  std::vector<int64_t> start(nlocal + 1, nedges);
+  int64_t e = 0;
+  for (int i = 0; i < nlocal; i++) {
+    start[i] = e;
+    while (e < nedges && centre[e] == i) e++;
+  }
+  if (e != nedges) throw std::runtime_error("kernel: edges are not grouped by centre in ascending order");
+
+  at::parallel_for(0, nlocal, 64, [&](int64_t first, int64_t last) {
+    Scratch s;
+    for (int64_t i = first; i < last; i++) {
+      const int si = static_cast<int>(species[i]);
+      double ei = reference[si];
+      for (const auto &t : tables) pair_table(t, si, vectors, species, neighbour, start[i], start[i + 1], ei, grad);
+      for (const auto &t : three_body) {
+        const bool one_group = t.n_groups == 1 && t.canonical;
+        if (one_group && t.n_channels == 8 && t.l_max == 3)    // fast
+          three_body_centre<8, 3>(t, si, vectors, species, neighbour, start[i], start[i + 1], ei, grad, s);
+        else if (one_group && t.n_channels == 16 && t.l_max == 4)    // balanced
+          three_body_centre<16, 4>(t, si, vectors, species, neighbour, start[i], start[i + 1], ei, grad, s);
+        else
+          three_body_centre<0, 0>(t, si, vectors, species, neighbour, start[i], start[i + 1], ei, grad, s);
+      }
+      energy[i] = ei;
+    }
+  });
+}
+
+/* phi_ab(r) as ffkit.model.tabulated.TabulatedPair: half of each directed edge's value to its centre */
+void FFKitKernel::pair_table(const PairTable &t, int si, const double *vectors, const int64_t *species,
+                             const int64_t *neighbour, int64_t begin, int64_t end, double &energy,
+                             double *grad) const
+{
+  const double cut2 = t.cutoff * t.cutoff, inv_spacing = 1.0 / t.spacing;
+  for (int64_t k = begin; k < end; k++) {
+    const double *v = vectors + 3 * k;
+    const double r2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
+    if (r2 >= cut2) continue;
+    const double r = std::sqrt(r2);
+    const double x = (r - t.r_first) * inv_spacing;
+    const int interval = static_cast<int>(std::clamp(std::floor(x), 0.0, static_cast<double>(t.n_knots - 1)));
+    const double u = x - interval;
+    const double *c = t.coefficients.data() +
+                      (static_cast<std::size_t>(si * n_species + species[neighbour[k]]) * t.n_knots + interval) * 4;
+    double phi, dphi;
+    if (x >= 0.0) {
+      phi = ((c[3] * u + c[2]) * u + c[1]) * u + c[0];
+      dphi = ((3.0 * c[3] * u + 2.0 * c[2]) * u + c[1]) * inv_spacing;
+    } else if (c[1] < 0.0) {    // below the first knot, a repulsive pair continues as a / r + b
+      const double a = -c[1] * inv_spacing * t.r_first * t.r_first;
+      phi = a / r + (c[0] - a / t.r_first);
+      dphi = -a / r2;
+    } else {
+      phi = c[0] + c[1] * u;
+      dphi = c[1] * inv_spacing;
+    }
+    energy += 0.5 * phi;
+    const double scale = 0.5 * dphi / r;
+    for (int d = 0; d < 3; d++) grad[3 * k + d] += scale * v[d];
+  }
+}
+
+/* ffkit.model.descriptor_terms.ThreeBodyML for one centre: moments M_mc = sum_j R_c(r_ij) mono_m(r^_ij),
+   their rank contractions, the atomic network; then the adjoint pass back to dE/dr_ij. Instantiated
+   for the tiers' sizes (KC channels, l_max LC, one radial group), whose per-edge accumulators then
+   live in vector registers, and once for any size (KC = 0). */
+template <int KC, int LC>
+void FFKitKernel::three_body_centre(const ThreeBody &t, int si, const double *vectors, const int64_t *species,
+                                    const int64_t *neighbour, int64_t begin, int64_t end, double &energy,
+                                    double *grad, Scratch &s) const
+{
+  constexpr bool fixed = KC > 0;
+  constexpr int KMAX = fixed ? KC : CHANNEL_LIMIT;
+  const int K = fixed ? KC : t.n_channels, G = fixed ? 1 : t.n_groups, KG = K * G;
+  const int L1 = fixed ? LC + 1 : t.l_max + 1, M = fixed ? n_monomials(LC) : t.n_mono, nb = t.n_basis;
+  static constexpr MonomialTable<LC> table{};
+  // where rank l's monomials start, and each monomial's exponents: compile-time for a fixed size
+  auto rank_start = [&](int l) { return fixed ? n_monomials(l - 1) : t.rank_start[l]; };
+  auto exponents = [&](int m) -> const int * { return fixed ? table.e[m] : &t.exponents[3 * m]; };
+  const std::size_t n_max = static_cast<std::size_t>(end - begin);
+  if (s.edge.size() < n_max) {
+    s.edge.resize(n_max);
+    s.unit.resize(3 * n_max);
+    s.inv_r.resize(n_max);
+    s.radial.resize(KG * n_max);
+    s.dradial_dr.resize(KG * n_max);
+    s.powers.resize(3 * L1 * n_max);
+    s.mono.resize(M * n_max);
+  }
+  s.moments_t.resize(static_cast<std::size_t>(M) * K);
+  double *mt = s.moments_t.data();
+  const double cut2 = t.cutoff * t.cutoff, inv_cut = 1.0 / t.cutoff, p = t.p;
+  const double A = 0.5 * (p + 1.0) * (p + 2.0), B = p * (p + 2.0), C = 0.5 * p * (p + 1.0);
+  double basis[BASIS_LIMIT], dbasis[BASIS_LIMIT];
+
+  // pass 1: per-edge radial channels (and their r-derivatives) and monomials, summed into the moments
+  int n = 0;
+  for (int64_t k = begin; k < end; k++) {
+    const double *v = vectors + 3 * k;
+    const double r2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
+    if (r2 >= cut2) continue;
+    const double r = std::sqrt(r2), inv_r = 1.0 / r;
+    s.edge[n] = k;
+    s.inv_r[n] = inv_r;
+    double *u = &s.unit[3 * n];
+    for (int d = 0; d < 3; d++) u[d] = v[d] * inv_r;
+    // polynomial envelope and its derivative
+    const double x = r * inv_cut;
+    double xpm1 = 1.0;
+    if (t.p_int > 0)
+      for (int q = 1; q < t.p_int; q++) xpm1 *= x;
+    else
+      xpm1 = std::pow(x, p - 1.0);
+    const double xp = xpm1 * x;
+    const double env = 1.0 - A * xp + B * xp * x - C * xp * x * x;
+    const double denv = (-A * p * xpm1 + B * (p + 1.0) * xp - C * (p + 2.0) * xp * x) * inv_cut;
+    // Bessel functions sin(n w r) / r by rotation: one sin and one cos per edge
+    const double theta = t.frequency * r, s1 = std::sin(theta), c1 = std::cos(theta);
+    double sn = s1, cn = c1;
+    for (int b = 0; b < nb; b++) {
+      // sin and cos of (n w + detune) r from those of n w r: detune * r < 1e-4, so two terms are exact
+      const double dt = t.detune[b] * r, keep = 1.0 - 0.5 * dt * dt;
+      const double sb = sn * keep + cn * dt, cb = cn * keep - sn * dt;
+      const double val = t.prefactor * sb * inv_r;
+      const double dval = t.prefactor * (t.frequencies[b] * cb - sb * inv_r) * inv_r;
+      basis[b] = val * env;
+      dbasis[b] = dval * env + val * denv;
+      const double next = sn * c1 + cn * s1;
+      cn = cn * c1 - sn * s1;
+      sn = next;
+    }
+    const double *W = t.radial.data() + static_cast<std::size_t>(si * n_species + species[neighbour[k]]) * nb * KG;
+    double radial[EdgeSizes<KC, LC>::radial] = {}, dradial[EdgeSizes<KC, LC>::radial] = {};
+    for (int b = 0; b < nb; b++) {
+      const double *w = W + b * KG, bb = basis[b], db = dbasis[b];
+      for (int c = 0; c < KG; c++) {
+        radial[c] += bb * w[c];
+        dradial[c] += db * w[c];
+      }
+    }
+    std::copy(radial, radial + KG, &s.radial[KG * n]);
+    std::copy(dradial, dradial + KG, &s.dradial_dr[KG * n]);
+    double *pw = &s.powers[3 * L1 * n];
+    for (int d = 0; d < 3; d++) {
+      pw[d * L1] = 1.0;
+      for (int q = 1; q < L1; q++) pw[d * L1 + q] = pw[d * L1 + q - 1] * u[d];
+    }
+    double *mono = &s.mono[M * n];
+    for (int m = 0; m < M; m++) {
+      const int *e = exponents(m);
+      mono[m] = pw[e[0]] * pw[L1 + e[1]] * pw[2 * L1 + e[2]];
+    }
+    n++;
+  }
+  // moments M[m][c] = sum over edges of mono[m] R[c]: four monomials at a time, their sums in registers
+  for (int m0 = 0; m0 < M; m0 += 4) {
+    const int mb = std::min(4, M - m0);
+    double acc[4][KMAX] = {};
+    for (int q = 0; q < n; q++) {
+      const double *mono = &s.mono[M * q + m0];
+      for (int j = 0; j < 4; j++) {
+        if (j >= mb) break;
+        const double mm = mono[j], *rg = &s.radial[KG * q] + (G == 1 ? 0 : t.group_of[m0 + j] * K);
+        for (int c = 0; c < K; c++) acc[j][c] += mm * rg[c];
+      }
+    }
+    for (int j = 0; j < mb; j++) std::copy(acc[j], acc[j] + K, mt + (m0 + j) * K);
+  }
+
+  // invariants: rank-0 moments, then each rank's channel Gram matrix (upper triangle)
+  const int F = t.n_features;
+  const std::vector<Layer> &net = t.networks[t.shared ? 0 : si];
+  const int nlayers = static_cast<int>(net.size());
+  s.a.resize(nlayers);
+  s.z.resize(nlayers);
+  std::vector<double> &x0 = s.a[0];
+  x0.assign(net[0].n_in, 0.0);
+  for (int c = 0; c < K; c++) x0[c] = mt[c];    // rank 0: the monomial 1
+  s.gram.resize(static_cast<std::size_t>(K) * K);
+  int idx = K;
+  for (int l = 0; l < L1; l++) {
+    std::fill(s.gram.begin(), s.gram.end(), 0.0);
+    for (int m = rank_start(l); m < rank_start(l + 1); m++)
+      for (int a = 0; a < K; a++) {
+        const double wa = t.mono_weight[m] * mt[m * K + a];
+        double *row = &s.gram[a * K];
+        for (int b = 0; b < K; b++) row[b] += wa * mt[m * K + b];
+      }
+    for (int a = 0; a < K; a++)
+      for (int b = a; b < K; b++) x0[idx++] = s.gram[a * K + b];
+  }
+  // the atomic network: standardised features (+ one-hot element), SiLU between layers
+  for (int f = 0; f < F; f++) x0[f] = (x0[f] - t.mean[f]) * t.inv_std[f];
+  if (t.shared) x0[F + si] = 1.0;
+  for (int L = 0; L < nlayers; L++) {
+    const Layer &layer = net[L];
+    s.z[L].resize(layer.n_out);
+    dense(layer.weight_t.data(), layer.bias.data(), s.a[L].data(), layer.n_in, layer.n_out, s.z[L].data());
+    if (L + 1 < nlayers) {
+      s.a[L + 1].resize(layer.n_out);
+      for (int o = 0; o < layer.n_out; o++) s.a[L + 1][o] = s.z[L][o] * sigmoid(s.z[L][o]);
+    }
+  }
+  energy += s.z[nlayers - 1][0] * t.output_scale;
+  if (n == 0) return;    // no neighbours: moments do not depend on any pair vector
+
+  // adjoint pass: dE/d(features), through each layer's transpose (its row-major weight) and SiLU'
+  s.g.assign(1, t.output_scale);
+  for (int L = nlayers - 1; L >= 0; L--) {
+    const Layer &layer = net[L];
+    s.gin.resize(layer.n_in);
+    dense(layer.weight.data(), nullptr, s.g.data(), layer.n_out, layer.n_in, s.gin.data());
+    if (L > 0) {
+      const std::vector<double> &zp = s.z[L - 1];
+      for (int j = 0; j < layer.n_in; j++) {
+        const double sg = sigmoid(zp[j]);
+        s.gin[j] *= sg * (1.0 + zp[j] * (1.0 - sg));
+      }
+    }
+    s.g.swap(s.gin);
+  }
+  // dE/d(moments) [m][c]: each rank's Gram adjoint S_l (symmetric) times the moments; also stored [c][m]
+  std::vector<double> &dmt = s.dmoments_t;
+  dmt.assign(static_cast<std::size_t>(M) * K, 0.0);
+  for (int c = 0; c < K; c++) dmt[c] = s.g[c] * t.inv_std[c];
+  idx = K;
+  for (int l = 0; l < L1; l++) {
+    std::fill(s.gram.begin(), s.gram.end(), 0.0);
+    for (int a = 0; a < K; a++)
+      for (int b = a; b < K; b++, idx++) {
+        const double gf = s.g[idx] * t.inv_std[idx];
+        s.gram[a * K + b] += gf;
+        s.gram[b * K + a] += gf;
+      }
+    for (int m = rank_start(l); m < rank_start(l + 1); m++) {
+      double acc[KMAX];
+      for (int a = 0; a < K; a++) acc[a] = dmt[m * K + a];
+      for (int b = 0; b < K; b++) {
+        const double wb = t.mono_weight[m] * mt[m * K + b];
+        const double *row = &s.gram[b * K];
+        for (int a = 0; a < K; a++) acc[a] += wb * row[a];
+      }
+      for (int a = 0; a < K; a++) dmt[m * K + a] = acc[a];
+    }
+  }
+  std::vector<double> &dm = s.dmoments;
+  dm.resize(static_cast<std::size_t>(K) * M);
+  for (int m = 0; m < M; m++)
+    for (int c = 0; c < K; c++) dm[c * M + m] = dmt[m * K + c];
+
+  // pass 2: each edge's share, through its radial channels and monomials, to dE/dr_ij; E edges at a
+  // time, so that their independent sums overlap in the pipeline
+  auto adjoint_edges = [&](auto batch, int q0) {
+    constexpr int E = decltype(batch)::value;
+    double g_radial[E][EdgeSizes<KC, LC>::radial] = {}, g_mono[E][EdgeSizes<KC, LC>::mono] = {};
+    for (int m = 0; m < M; m++) {
+      const double *row = &dmt[m * K];
+      const int off = G == 1 ? 0 : t.group_of[m] * K;
+      for (int e = 0; e < E; e++) {
+        const double mm = s.mono[M * (q0 + e) + m];
+        for (int c = 0; c < K; c++) g_radial[e][off + c] += mm * row[c];
+      }
+    }
+    for (int l = 0; l < (G == 1 ? 1 : L1); l++) {
+      const int m0 = G == 1 ? 0 : rank_start(l), m1 = G == 1 ? M : rank_start(l + 1), off = G == 1 ? 0 : l * K;
+      for (int c = 0; c < K; c++) {
+        const double *row = &dm[c * M];
+        for (int e = 0; e < E; e++) {
+          const double rc = s.radial[KG * (q0 + e) + off + c];
+          for (int m = m0; m < m1; m++) g_mono[e][m] += rc * row[m];
+        }
+      }
+    }
+    for (int e = 0; e < E; e++) {
+      const int q = q0 + e;
+      const double *dradial = &s.dradial_dr[KG * q];
+      double dr = 0.0;
+      for (int c = 0; c < KG; c++) dr += g_radial[e][c] * dradial[c];
+      const double *pw = &s.powers[3 * L1 * q];
+      double du[3] = {0.0, 0.0, 0.0};
+      for (int m = 0; m < M; m++) {
+        const int *x = exponents(m);
+        const double px = pw[x[0]], py = pw[L1 + x[1]], pz = pw[2 * L1 + x[2]], gm = g_mono[e][m];
+        if (x[0] > 0) du[0] += gm * x[0] * pw[x[0] - 1] * py * pz;
+        if (x[1] > 0) du[1] += gm * x[1] * px * pw[L1 + x[1] - 1] * pz;
+        if (x[2] > 0) du[2] += gm * x[2] * px * py * pw[2 * L1 + x[2] - 1];
+      }
+      const double *u = &s.unit[3 * q];
+      const double along = du[0] * u[0] + du[1] * u[1] + du[2] * u[2];
+      const int64_t k = s.edge[q];
+      for (int d = 0; d < 3; d++) grad[3 * k + d] += dr * u[d] + (du[d] - along * u[d]) * s.inv_r[q];
+    }
+  };
+  int q = 0;
+  if constexpr (fixed) {
+    for (; q + 8 <= n; q += 8) adjoint_edges(std::integral_constant<int, 8>(), q);
+    for (; q + 4 <= n; q += 4) adjoint_edges(std::integral_constant<int, 4>(), q);
+  }
+  for (; q < n; q++) adjoint_edges(std::integral_constant<int, 1>(), q);
+}

@@ -1,0 +1,77 @@
+/* The hand-written kernel of pair_style ffkit: the spline pair table and the 3-body moment term
+   (ffkit.model.tabulated, ffkit.model.descriptor_terms) evaluated in double with forces from a
+   hand-written adjoint pass, no autograd and no TorchScript in the MD step. Its parameters come
+   from the artifact's kernel.json (ffkit.model.kernel_export); the TorchScript model in the same
+   artifact computes the same function (tests/test_lammps_kernel.py). */
+
+#ifndef LMP_FFKIT_KERNEL_H
+#define LMP_FFKIT_KERNEL_H
+
+#include "json.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace LAMMPS_NS {
+
+class FFKitKernel {
+ public:
+  /* read kernel.json; throws std::runtime_error naming the field that is wrong */
+  void load(const json &spec);
+  bool loaded() const { return n_species > 0; }
+  std::string describe() const;
+
+  /* Per-atom energies (eV) of centres 0..nlocal-1 and dE/dr_ij (eV/A, added to grad[3 * nedges]) for
+     pair vectors r_ij = vectors[k] (A) of edges (centre[k], neighbour[k]), grouped by centre in
+     ascending order, as pair_style ffkit builds them. Centres are shared among torch's threads
+     (pair_style ffkit threads N). */
+  void evaluate(const double *vectors, const int64_t *species, const int64_t *centre, const int64_t *neighbour,
+                int64_t nedges, int nlocal, double *energy, double *grad) const;
+
+ private:
+  struct PairTable {
+    double cutoff = 0.0, r_first = 0.0, spacing = 0.0;
+    int n_knots = 0;
+    std::vector<double> coefficients;    // [(a * S + b) * n_knots + k][4]
+  };
+  struct Layer {
+    int n_in = 0, n_out = 0;
+    std::vector<double> weight, bias;    // weight [n_out][n_in]
+    std::vector<double> weight_t;        // the same transposed, [n_in][n_out]: forward products vectorise
+  };
+  struct ThreeBody {
+    double cutoff = 0.0, prefactor = 0.0, frequency = 0.0, p = 6.0;
+    int p_int = -1;                               // the envelope's power if it is an integer
+    std::vector<double> frequencies, detune;    // Bessel n w_1 + detune_n (rounding of stored frequencies)
+    int n_basis = 0, n_channels = 0, l_max = 0, n_groups = 1, n_mono = 0, n_features = 0;
+    std::vector<double> radial;          // [pair][n_basis][n_channels * n_groups], / mean neighbour count
+    std::vector<int> exponents;          // [n_mono][3]
+    std::vector<double> mono_weight;     // multinomial weights of the rank contractions
+    std::vector<int> group_of;           // radial block each monomial's moment uses
+    std::vector<int> rank_start;         // [l_max + 2]
+    bool canonical = false;              // exponents in ffkit's order: the fixed-size kernels apply
+    bool shared = false;
+    std::vector<double> mean, inv_std;   // feature standardisation
+    double output_scale = 1.0;
+    std::vector<std::vector<Layer>> networks;    // one per element, or one shared (one-hot input)
+  };
+  struct Scratch;
+
+  int n_species = 0;
+  std::vector<double> reference;
+  std::vector<PairTable> tables;
+  std::vector<ThreeBody> three_body;
+  std::vector<std::string> term_names;
+
+  void pair_table(const PairTable &t, int si, const double *vectors, const int64_t *species,
+                  const int64_t *neighbour, int64_t begin, int64_t end, double &energy, double *grad) const;
+  template <int KC, int LC>
+  void three_body_centre(const ThreeBody &t, int si, const double *vectors, const int64_t *species,
+                         const int64_t *neighbour, int64_t begin, int64_t end, double &energy, double *grad,
+                         Scratch &s) const;
+};
+
+}    // namespace LAMMPS_NS
+
+#endif

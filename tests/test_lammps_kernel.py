@@ -1,0 +1,158 @@
+"""The plugin's hand-written kernel (lammps_plugin/ffkit_kernel.cpp) computes what the artifact's TorchScript
+model computes: energies, forces, virial, per-atom energies and virials, in real LAMMPS runs.
+
+float64 artifacts: <= 1e-10 relative (both paths are double); float32 artifacts: the kernel stays in
+double, so it differs from the float32 TorchScript model by float32 rounding only. Trained artifacts
+(benchmarks/models, recompiled: `ffkit compile` gives an older artifact its kernel), every size the kernel
+has (fast and balanced sizes, and the generic code with per-rank radials and a shared network), serial
+against two MPI ranks and one thread against two. Plus the errors a user can meet.
+"""
+
+import json
+import zipfile
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+
+from ffkit.artifact import compile_model, read_metadata, recast_artifact
+from ffkit.model.tiers import build_model
+from lammps_harness import error_line, lammps_env, lammps_single_point, run_lmp, single_point_script, write_data, \
+    write_toy_artifact
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "benchmarks" / "models"
+# a 3-body term of a size no tier has: the generic kernel, per-rank radials, one network for all elements
+GENERIC = {"three_body": {"type": "three_body", "cutoff": 4.5, "n_basis": 6, "n_channels": 5, "l_max": 2,
+                          "hidden": [24, 12], "radial_per_rank": True, "shared_readout": True}}
+
+
+def _water(reference_data, index=0):
+    return ase.io.read(reference_data / "water_deepmd" / "water.extxyz", index=index)
+
+
+def _ethanols(reference_data, count=6):
+    """Several rMD17 ethanol frames side by side in one periodic box (a liquid-like test of real geometry)."""
+    atoms = None
+    for k in range(count):
+        frame = ase.io.read(reference_data / "rmd17_ethanol" / "test_MD.xyz", index=50 * k)
+        frame.translate([5.5 * (k % 3), 5.5 * (k // 3), 0.3 * k])
+        atoms = frame if atoms is None else atoms + frame
+    atoms.set_cell([16.5, 11.0, 7.5])
+    atoms.pbc = True
+    atoms.wrap()
+    return atoms
+
+
+def _both_paths(tmp_path, atoms, symbols, artifact, nprocs=1, threads=1):
+    out = {}
+    for path in ("kernel", "torchscript"):
+        pair = f"pair_style ffkit threads {threads} path {path}\npair_coeff * * {artifact} {' '.join(symbols)}"
+        out[path] = lammps_single_point(tmp_path / f"{path}-{nprocs}-{threads}", atoms, symbols, pair,
+                                        nprocs=nprocs)
+    return out["kernel"], out["torchscript"]
+
+
+def _worst(a, b):
+    """Largest relative difference of every quantity (scale: the largest magnitude of b)."""
+    return {name: float(np.abs(np.asarray(a[name]) - np.asarray(b[name])).max() / max(np.abs(b[name]).max(), 1e-300))
+            for name in ("energy", "forces", "virial", "energies", "virials")}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The committed fast and balanced artifacts, recompiled in float64 (they gain a kernel)."""
+    d = tmp_path_factory.mktemp("trained")
+    out = {}
+    for name in ("rmd17_ethanol_fast", "rmd17_ethanol_balanced", "water_deepmd_fast", "rmd17_ethanol_mm"):
+        meta = recast_artifact(MODELS / f"{name}.pt", d / f"{name}.pt", "float64")
+        assert "kernel" in meta["paths"], meta["paths"]
+        out[name] = d / f"{name}.pt"
+    return out
+
+
+@pytest.mark.parametrize("name", ["rmd17_ethanol_fast", "rmd17_ethanol_balanced", "rmd17_ethanol_mm"])
+def test_kernel_equals_torchscript_on_trained_ethanol_models(tmp_path, reference_data, trained, name):
+    kernel, torchscript = _both_paths(tmp_path, _ethanols(reference_data), ["C", "O", "H"], trained[name])
+    assert "hand-written kernel" in kernel["output"] and "TorchScript)" in torchscript["output"]
+    worst = _worst(kernel, torchscript)
+    assert max(worst.values()) <= 1e-10, worst
+
+
+def test_kernel_equals_torchscript_on_trained_water_model_in_real_units(tmp_path, reference_data, trained):
+    atoms = _water(reference_data, 3)
+    runs = {}
+    for path in ("kernel", "torchscript"):
+        pair = f"pair_style ffkit path {path}\npair_coeff * * {trained['water_deepmd_fast']} O H"
+        runs[path] = lammps_single_point(tmp_path / path, atoms, ["O", "H"], pair, units="real")
+    worst = _worst(runs["kernel"], runs["torchscript"])
+    assert max(worst.values()) <= 1e-10, worst
+
+
+def test_generic_kernel_with_per_rank_radials_and_a_shared_network(tmp_path, reference_data):
+    model = build_model(None, [1, 8], terms={"pair": {"type": "pair", "cutoff": 4.5, "n_basis": 8}, **GENERIC})
+    meta = compile_model(model, tmp_path / "generic.pt", dtype="float64")
+    assert meta["paths"]["kernel"]["terms"] == ["pair_table", "three_body"]
+    kernel, torchscript = _both_paths(tmp_path, _water(reference_data, 7), ["O", "H"], tmp_path / "generic.pt")
+    worst = _worst(kernel, torchscript)
+    assert max(worst.values()) <= 1e-10, worst
+
+
+def test_float32_artifact_kernel_differs_by_float32_rounding_only(tmp_path, reference_data):
+    meta = recast_artifact(MODELS / "water_deepmd_fast.pt", tmp_path / "fast32.pt", "float32")
+    assert meta["dtype"] == "float32" and "kernel" in meta["paths"]
+    kernel, torchscript = _both_paths(tmp_path, _water(reference_data, 5), ["O", "H"], tmp_path / "fast32.pt")
+    worst = _worst(kernel, torchscript)
+    assert max(worst.values()) <= 2e-5, worst
+    assert max(worst.values()) > 1e-12, "float32 TorchScript cannot equal a double kernel exactly"
+
+
+def test_kernel_serial_equals_two_ranks_and_two_threads(tmp_path, reference_data, trained):
+    atoms = _ethanols(reference_data)
+    pair = f"pair_style ffkit path kernel\npair_coeff * * {trained['rmd17_ethanol_fast']} C O H"
+    serial = lammps_single_point(tmp_path / "serial", atoms, ["C", "O", "H"], pair)
+    ranks = lammps_single_point(tmp_path / "ranks", atoms, ["C", "O", "H"], pair, nprocs=2)
+    threads = lammps_single_point(tmp_path / "threads", atoms, ["C", "O", "H"],
+                                  pair.replace("path kernel", "threads 2 path kernel"))
+    assert max(_worst(ranks, serial).values()) <= 1e-10
+    # each centre is one thread's work, and forces are summed serially: threads change nothing
+    assert max(_worst(threads, serial).values()) == 0.0
+
+
+def test_path_kernel_refuses_an_artifact_without_one(tmp_path, reference_data):
+    toy = write_toy_artifact(tmp_path / "toy.pt")
+    write_data(tmp_path / "system.data", _water(reference_data), ["O", "H"])
+    out = run_lmp(tmp_path, single_point_script("system.data", f"pair_style ffkit path kernel\npair_coeff * * {toy} O H"),
+                  expect_ok=False)
+    assert "'path kernel' but" in error_line(out) and "carries no kernel.json" in error_line(out)
+    out = run_lmp(tmp_path, single_point_script("system.data", f"pair_style ffkit path fastest\npair_coeff * * {toy} O H"),
+                  expect_ok=False)
+    assert "'path' takes auto, kernel or torchscript, not 'fastest'" in error_line(out)
+
+
+def test_corrupted_kernel_file_is_named_with_its_field(tmp_path, reference_data, trained):
+    source = trained["water_deepmd_fast"]
+    broken = tmp_path / "broken.pt"
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(broken, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename.endswith("extra/kernel.json"):
+                spec = json.loads(data)
+                spec["terms"][1]["radial_weights"] = spec["terms"][1]["radial_weights"][:-3]
+                data = json.dumps(spec).encode()
+            zout.writestr(item, data)
+    write_data(tmp_path / "system.data", _water(reference_data), ["O", "H"])
+    out = run_lmp(tmp_path, single_point_script("system.data", f"pair_style ffkit\npair_coeff * * {broken} O H"),
+                  expect_ok=False, env=lammps_env())
+    line = error_line(out)
+    assert "kernel.json: term 'three_body': 'radial_weights' must hold" in line, line
+    assert "path torchscript" in line
+    # the TorchScript model in the same file still runs when asked for
+    run_lmp(tmp_path, single_point_script("system.data", f"pair_style ffkit path torchscript\npair_coeff * * {broken} O H"))
+
+
+def test_models_without_a_kernel_say_so_in_their_metadata(tmp_path):
+    meta = compile_model(build_model("accurate", [1, 8]), tmp_path / "accurate.pt")
+    assert "kernel" not in meta["paths"] and meta["paths"]["torchscript"] == ["forward", "forward_pairs"]
+    assert read_metadata(tmp_path / "accurate.pt")["paths"] == meta["paths"]
