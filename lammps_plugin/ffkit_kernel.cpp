@@ -122,7 +122,7 @@ void dense(const double *__restrict wt, const double *__restrict bias, const dou
 struct FFKitKernel::Scratch {
   std::vector<int64_t> edge;
   std::vector<double> unit, inv_r, radial, dradial_dr, powers, mono;
-  std::vector<double> moments_t, gram, dmoments_t, dmoments, adjoint;    // moments and their adjoints, [m][c] or [c][m]
+  std::vector<double> moments_t, gram, dmoments_t, dmoments;    // moments [m][c], a rank's Gram matrix, adjoints [m][c] and [c][m]
   std::vector<std::vector<double>> z, a;    // each layer's pre-activation and input
   std::vector<double> g, gin;
 };
