@@ -120,7 +120,7 @@ def compile_model(model: ForceField, path, dtype: str = "float64", checkpoint: O
 
     With `tabulate`, the pairwise terms run as one spline table (ffkit.model.tabulated); the
     table's measured interpolation error goes into the metadata. A model whose terms all have a
-    hand-written kernel also carries their parameters for it (`kernel.json`, metadata 'kernel').
+    hand-written kernel also carries their parameters for it (`kernel.json`; metadata 'paths').
     """
     torch_dtype = precision.torch_dtype(dtype)
     tabulated = tabulate_pair_terms(model) if tabulate else {"model": model, "tabulated": None}
