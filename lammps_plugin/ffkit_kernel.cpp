@@ -75,9 +75,10 @@ template <int LC> struct MonomialTable {
   }
 };
 
-/* per-edge array sizes of the 3-body kernel: exact for a fixed size (KC channels, l_max LC), else the limits */
-template <int KC, int LC> struct EdgeSizes {
-  static constexpr int radial = KC > 0 ? KC : CHANNEL_LIMIT * GROUP_LIMIT;
+/* per-edge array sizes of the moment kernel: exact for a fixed size (KC channels, l_max LC, GC radial
+   groups), else the limits */
+template <int KC, int LC, int GC> struct EdgeSizes {
+  static constexpr int radial = KC > 0 ? KC * GC : CHANNEL_LIMIT * GROUP_LIMIT;
   static constexpr int mono = KC > 0 ? n_monomials(LC) : MONOMIAL_LIMIT;
 };
 
@@ -125,6 +126,7 @@ struct FFKitKernel::Scratch {
   std::vector<double> moments_t, gram, dmoments_t, dmoments;    // moments [m][c], a rank's Gram matrix, adjoints [m][c] and [c][m]
   std::vector<std::vector<double>> z, a;    // each layer's pre-activation and input
   std::vector<double> g, gin;
+  std::vector<double> v, T, Tv, TT, dv, dT;    // the 4-body part: mixed vectors, matrices, products, adjoints
 };
 
 void FFKitKernel::load(const json &spec)
@@ -136,7 +138,7 @@ void FFKitKernel::load(const json &spec)
   const int S = integer(spec, "n_species", "top level", 1);
   reference = numbers(spec, "reference_energies", "top level", S);
   tables.clear();
-  three_body.clear();
+  moment_terms.clear();
   term_names.clear();
   const json &terms = field(spec, "terms", "top level");
   if (!terms.is_array()) fail("top level", "'terms' must be a list");
@@ -154,8 +156,8 @@ void FFKitKernel::load(const json &spec)
       if (t.spacing <= 0.0 || t.cutoff <= t.r_first) fail(where, "spacing must be > 0 and cutoff > r_first");
       t.coefficients = numbers(term, "coefficients", where, static_cast<std::size_t>(S) * S * t.n_knots * 4);
       tables.push_back(std::move(t));
-    } else if (type == "three_body") {
-      ThreeBody t;
+    } else if (type == "three_body" || type == "many_body") {
+      MomentTerm t;
       t.cutoff = number(term, "cutoff", where);
       t.n_basis = integer(term, "n_basis", where, 1);
       if (t.n_basis > BASIS_LIMIT) fail(where, "'n_basis' is at most 64 in this kernel");
@@ -213,7 +215,25 @@ void FFKitKernel::load(const json &spec)
       for (int l = 0; l <= t.l_max + 1; l++)
         t.rank_start.push_back(static_cast<int>(std::count_if(ranks.begin(), ranks.end(), [l](int r) { return r < l; })));
       t.mono_weight = numbers(term, "monomial_weights", where, t.n_mono);
-      t.n_features = K + (t.l_max + 1) * K * (K + 1) / 2;
+      t.n_three = K + (t.l_max + 1) * K * (K + 1) / 2;
+      t.n_features = t.n_three;
+      if (type == "many_body") {    // 4-body invariants of channel-mixed rank-1 vectors and rank-2 matrices
+        if (t.l_max < 2) fail(where, "a many_body term needs 'l_max' >= 2 (its 4-body part uses rank-2 moments)");
+        const int nc = t.n_coupled = integer(term, "n_coupled", where, 1);
+        t.mix_vector = numbers(term, "mix_vector", where, static_cast<std::size_t>(nc) * K);
+        t.mix_tensor = numbers(term, "mix_tensor", where, static_cast<std::size_t>(nc) * K);
+        t.n_features += 2 * nc * nc * nc;
+        auto monomial = [&](int a, int b, int c) {
+          for (int m = 0; m < t.n_mono; m++)
+            if (t.exponents[3 * m] == a && t.exponents[3 * m + 1] == b && t.exponents[3 * m + 2] == c) return m;
+          fail(where, "'monomial_exponents' lacks a monomial of rank 1 or 2");
+        };
+        for (int a = 0; a < 3; a++) {
+          t.vector_index[a] = monomial(a == 0, a == 1, a == 2);
+          for (int b = 0; b < 3; b++)
+            t.matrix_index[3 * a + b] = monomial((a == 0) + (b == 0), (a == 1) + (b == 1), (a == 2) + (b == 2));
+        }
+      }
       const std::string rwhere = where + " readout";
       const json &readout = field(term, "readout", where);
       const json &shared = field(readout, "shared", rwhere);
@@ -251,9 +271,9 @@ void FFKitKernel::load(const json &spec)
         if (n_in != 1) fail(rwhere, "a network must end with one output (the atom's energy)");
         t.networks.push_back(std::move(layers));
       }
-      three_body.push_back(std::move(t));
+      moment_terms.push_back(std::move(t));
     } else {
-      fail(where, "type " + type.dump() + " has no kernel in this plugin (kernels: pair_table, three_body)");
+      fail(where, "type " + type.dump() + " has no kernel in this plugin (kernels: pair_table, three_body, many_body)");
     }
     term_names.push_back(name + " (" + type.get<std::string>() + ")");
   }
@@ -285,14 +305,16 @@ void FFKitKernel::evaluate(const double *vectors, const int64_t *species, const 
       const int si = static_cast<int>(species[i]);
       double ei = reference[si];
       for (const auto &t : tables) pair_table(t, si, vectors, species, neighbour, start[i], start[i + 1], ei, grad);
-      for (const auto &t : three_body) {
-        const bool one_group = t.n_groups == 1 && t.canonical;
-        if (one_group && t.n_channels == 8 && t.l_max == 3)    // fast
-          three_body_centre<8, 3>(t, si, vectors, species, neighbour, start[i], start[i + 1], ei, grad, s);
-        else if (one_group && t.n_channels == 16 && t.l_max == 4)    // balanced
-          three_body_centre<16, 4>(t, si, vectors, species, neighbour, start[i], start[i + 1], ei, grad, s);
+      for (const auto &t : moment_terms) {
+        const int64_t b = start[i], e = start[i + 1];
+        if (t.canonical && t.n_groups == 1 && t.n_channels == 8 && t.l_max == 3)    // fast
+          moment_centre<8, 3, 1>(t, si, vectors, species, neighbour, b, e, ei, grad, s);
+        else if (t.canonical && t.n_groups == 1 && t.n_channels == 16 && t.l_max == 4)    // balanced
+          moment_centre<16, 4, 1>(t, si, vectors, species, neighbour, b, e, ei, grad, s);
+        else if (t.canonical && t.n_groups == 5 && t.n_channels == 16 && t.l_max == 4)    // accurate
+          moment_centre<16, 4, 5>(t, si, vectors, species, neighbour, b, e, ei, grad, s);
         else
-          three_body_centre<0, 0>(t, si, vectors, species, neighbour, start[i], start[i + 1], ei, grad, s);
+          moment_centre<0, 0, 0>(t, si, vectors, species, neighbour, b, e, ei, grad, s);
       }
       energy[i] = ei;
     }
@@ -333,18 +355,91 @@ void FFKitKernel::pair_table(const PairTable &t, int si, const double *vectors, 
   }
 }
 
-/* ffkit.model.descriptor_terms.ThreeBodyML for one centre: moments M_mc = sum_j R_c(r_ij) mono_m(r^_ij),
-   their rank contractions, the atomic network; then the adjoint pass back to dE/dr_ij. Instantiated
-   for the tiers' sizes (KC channels, l_max LC, one radial group), whose per-edge accumulators then
-   live in vector registers, and once for any size (KC = 0). */
-template <int KC, int LC>
-void FFKitKernel::three_body_centre(const ThreeBody &t, int si, const double *vectors, const int64_t *species,
+/* ffkit.model.invariants.four_body of one centre's moments mt [m][c]: v_k.T_l.v_m, then tr(T_k T_l T_m), for
+   the channel-mixed rank-1 vectors v and rank-2 matrices T (kept in s for the adjoint) */
+void FFKitKernel::four_body(const MomentTerm &t, const double *mt, double *features, Scratch &s) const
+{
+  const int K = t.n_channels, nc = t.n_coupled;
+  s.v.assign(3 * nc, 0.0);
+  s.T.assign(9 * nc, 0.0);
+  for (int j = 0; j < nc; j++)
+    for (int k = 0; k < K; k++) {
+      const double wv = t.mix_vector[j * K + k], wt = t.mix_tensor[j * K + k];
+      for (int a = 0; a < 3; a++) s.v[3 * j + a] += wv * mt[t.vector_index[a] * K + k];
+      for (int ab = 0; ab < 9; ab++) s.T[9 * j + ab] += wt * mt[t.matrix_index[ab] * K + k];
+    }
+  s.Tv.resize(3 * nc * nc);    // [l][m][a] = (T_l v_m)_a
+  s.TT.resize(9 * nc * nc);    // [k][l] = T_k T_l
+  for (int l = 0; l < nc; l++)
+    for (int m = 0; m < nc; m++) {
+      const double *T = &s.T[9 * l], *v = &s.v[3 * m], *T2 = &s.T[9 * m];
+      for (int a = 0; a < 3; a++) {
+        s.Tv[3 * (l * nc + m) + a] = T[3 * a] * v[0] + T[3 * a + 1] * v[1] + T[3 * a + 2] * v[2];
+        for (int c = 0; c < 3; c++)
+          s.TT[9 * (l * nc + m) + 3 * a + c] = T[3 * a] * T2[c] + T[3 * a + 1] * T2[3 + c] + T[3 * a + 2] * T2[6 + c];
+      }
+    }
+  const int n3 = nc * nc * nc;
+  for (int k = 0, f = 0; k < nc; k++)
+    for (int l = 0; l < nc; l++)
+      for (int m = 0; m < nc; m++, f++) {
+        const double *v = &s.v[3 * k], *tv = &s.Tv[3 * (l * nc + m)], *tt = &s.TT[9 * (k * nc + l)], *T = &s.T[9 * m];
+        features[f] = v[0] * tv[0] + v[1] * tv[1] + v[2] * tv[2];
+        double trace = 0.0;    // tr((T_k T_l) T_m), T_m symmetric
+        for (int ab = 0; ab < 9; ab++) trace += tt[ab] * T[ab];
+        features[n3 + f] = trace;
+      }
+}
+
+/* The adjoint of four_body: dE/d(features) g (standardised: times inv_std) added to dE/d(moments) dmt [m][c] */
+void FFKitKernel::four_body_adjoint(const MomentTerm &t, const double *g, const double *inv_std, double *dmt,
+                                    Scratch &s) const
+{
+  const int K = t.n_channels, nc = t.n_coupled, n3 = nc * nc * nc;
+  s.dv.assign(3 * nc, 0.0);
+  s.dT.assign(9 * nc, 0.0);
+  for (int k = 0, f = 0; k < nc; k++)
+    for (int l = 0; l < nc; l++)
+      for (int m = 0; m < nc; m++, f++) {
+        // v_k.T_l.v_m: T symmetric, so d/dv_k = T_l v_m, d/dv_m = T_l v_k, d/dT_l = v_k v_m^T
+        const double gv = g[f] * inv_std[f];
+        const double *vk = &s.v[3 * k], *vm = &s.v[3 * m], *tlm = &s.Tv[3 * (l * nc + m)],
+                     *tlk = &s.Tv[3 * (l * nc + k)];
+        double *dT = &s.dT[9 * l];
+        for (int a = 0; a < 3; a++) {
+          s.dv[3 * k + a] += gv * tlm[a];
+          s.dv[3 * m + a] += gv * tlk[a];
+          for (int b = 0; b < 3; b++) dT[3 * a + b] += gv * vk[a] * vm[b];
+        }
+        // tr(T_k T_l T_m): d/dT_k = (T_l T_m)^T = T_m T_l, d/dT_l = T_k T_m, d/dT_m = T_l T_k
+        const double gt = g[n3 + f] * inv_std[n3 + f];
+        const double *mlp = &s.TT[9 * (m * nc + l)], *kmp = &s.TT[9 * (k * nc + m)], *lkp = &s.TT[9 * (l * nc + k)];
+        for (int ab = 0; ab < 9; ab++) {
+          s.dT[9 * k + ab] += gt * mlp[ab];
+          s.dT[9 * l + ab] += gt * kmp[ab];
+          s.dT[9 * m + ab] += gt * lkp[ab];
+        }
+      }
+  for (int j = 0; j < nc; j++)
+    for (int k = 0; k < K; k++) {
+      const double wv = t.mix_vector[j * K + k], wt = t.mix_tensor[j * K + k];
+      for (int a = 0; a < 3; a++) dmt[t.vector_index[a] * K + k] += wv * s.dv[3 * j + a];
+      for (int ab = 0; ab < 9; ab++) dmt[t.matrix_index[ab] * K + k] += wt * s.dT[9 * j + ab];
+    }
+}
+
+/* ffkit.model.descriptor_terms.ThreeBodyML (and ManyBodyML, with four_body) for one centre: moments
+   M_mc = sum_j R_c(r_ij) mono_m(r^_ij), their rank contractions, the atomic network; then the adjoint
+   pass back to dE/dr_ij. Instantiated for the tiers' sizes (KC channels, l_max LC, GC radial groups),
+   whose per-edge accumulators then live in vector registers, and once for any size (KC = 0). */
+template <int KC, int LC, int GC>
+void FFKitKernel::moment_centre(const MomentTerm &t, int si, const double *vectors, const int64_t *species,
                                     const int64_t *neighbour, int64_t begin, int64_t end, double &energy,
                                     double *grad, Scratch &s) const
 {
   constexpr bool fixed = KC > 0;
   constexpr int KMAX = fixed ? KC : CHANNEL_LIMIT;
-  const int K = fixed ? KC : t.n_channels, G = fixed ? 1 : t.n_groups, KG = K * G;
+  const int K = fixed ? KC : t.n_channels, G = fixed ? GC : t.n_groups, KG = K * G;
   const int L1 = fixed ? LC + 1 : t.l_max + 1, M = fixed ? n_monomials(LC) : t.n_mono, nb = t.n_basis;
   static constexpr MonomialTable<LC> table{};
   // where rank l's monomials start, and each monomial's exponents: compile-time for a fixed size
@@ -403,7 +498,7 @@ void FFKitKernel::three_body_centre(const ThreeBody &t, int si, const double *ve
       sn = next;
     }
     const double *W = t.radial.data() + static_cast<std::size_t>(si * n_species + species[neighbour[k]]) * nb * KG;
-    double radial[EdgeSizes<KC, LC>::radial] = {}, dradial[EdgeSizes<KC, LC>::radial] = {};
+    double radial[EdgeSizes<KC, LC, GC>::radial] = {}, dradial[EdgeSizes<KC, LC, GC>::radial] = {};
     for (int b = 0; b < nb; b++) {
       const double *w = W + b * KG, bb = basis[b], db = dbasis[b];
       for (int c = 0; c < KG; c++) {
@@ -462,6 +557,7 @@ void FFKitKernel::three_body_centre(const ThreeBody &t, int si, const double *ve
     for (int a = 0; a < K; a++)
       for (int b = a; b < K; b++) x0[idx++] = s.gram[a * K + b];
   }
+  if (t.n_coupled > 0) four_body(t, mt, x0.data() + t.n_three, s);
   // the atomic network: standardised features (+ one-hot element), SiLU between layers
   for (int f = 0; f < F; f++) x0[f] = (x0[f] - t.mean[f]) * t.inv_std[f];
   if (t.shared) x0[F + si] = 1.0;
@@ -516,6 +612,7 @@ void FFKitKernel::three_body_centre(const ThreeBody &t, int si, const double *ve
       for (int a = 0; a < K; a++) dmt[m * K + a] = acc[a];
     }
   }
+  if (t.n_coupled > 0) four_body_adjoint(t, s.g.data() + t.n_three, t.inv_std.data() + t.n_three, dmt.data(), s);
   std::vector<double> &dm = s.dmoments;
   dm.resize(static_cast<std::size_t>(K) * M);
   for (int m = 0; m < M; m++)
@@ -525,7 +622,7 @@ void FFKitKernel::three_body_centre(const ThreeBody &t, int si, const double *ve
   // time, so that their independent sums overlap in the pipeline
   auto adjoint_edges = [&](auto batch, int q0) {
     constexpr int E = decltype(batch)::value;
-    double g_radial[E][EdgeSizes<KC, LC>::radial] = {}, g_mono[E][EdgeSizes<KC, LC>::mono] = {};
+    double g_radial[E][EdgeSizes<KC, LC, GC>::radial] = {}, g_mono[E][EdgeSizes<KC, LC, GC>::mono] = {};
     for (int m = 0; m < M; m++) {
       const double *row = &dmt[m * K];
       const int off = G == 1 ? 0 : t.group_of[m] * K;

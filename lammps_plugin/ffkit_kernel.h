@@ -1,6 +1,6 @@
-/* The hand-written kernel of pair_style ffkit: the spline pair table and the 3-body moment term
-   (ffkit.model.tabulated, ffkit.model.descriptor_terms) evaluated in double with forces from a
-   hand-written adjoint pass, no autograd and no TorchScript in the MD step. Its parameters come
+/* The hand-written kernel of pair_style ffkit: the spline pair table, the 3-body moment term and the
+   many-body term (ffkit.model.tabulated, ffkit.model.descriptor_terms) evaluated in double with forces
+   from a hand-written adjoint pass, no autograd and no TorchScript in the MD step. Its parameters come
    from the artifact's kernel.json (ffkit.model.kernel_export); the TorchScript model in the same
    artifact computes the same function (tests/test_lammps_kernel.py). */
 
@@ -40,7 +40,7 @@ class FFKitKernel {
     std::vector<double> weight, bias;    // weight [n_out][n_in]
     std::vector<double> weight_t;        // the same transposed, [n_in][n_out]: forward products vectorise
   };
-  struct ThreeBody {
+  struct MomentTerm {    // a three_body term, or a many_body one (n_coupled > 0)
     double cutoff = 0.0, prefactor = 0.0, frequency = 0.0, p = 6.0;
     int p_int = -1;                               // the envelope's power if it is an integer
     std::vector<double> frequencies, detune;    // Bessel n w_1 + detune_n (rounding of stored frequencies)
@@ -51,6 +51,10 @@ class FFKitKernel {
     std::vector<int> group_of;           // radial block each monomial's moment uses
     std::vector<int> rank_start;         // [l_max + 2]
     bool canonical = false;              // exponents in ffkit's order: the fixed-size kernels apply
+    int n_three = 0;                     // features of the 3-body part (the first ones)
+    int n_coupled = 0;                   // many_body: channels of the 4-body invariants (0: a three_body term)
+    std::vector<double> mix_vector, mix_tensor;    // [n_coupled][n_channels]
+    int vector_index[3] = {0, 0, 0}, matrix_index[9] = {};    // monomial of x_a, and of x_a x_b
     bool shared = false;
     std::vector<double> mean, inv_std;   // feature standardisation
     double output_scale = 1.0;
@@ -61,15 +65,17 @@ class FFKitKernel {
   int n_species = 0;
   std::vector<double> reference;
   std::vector<PairTable> tables;
-  std::vector<ThreeBody> three_body;
+  std::vector<MomentTerm> moment_terms;
   std::vector<std::string> term_names;
 
   void pair_table(const PairTable &t, int si, const double *vectors, const int64_t *species,
                   const int64_t *neighbour, int64_t begin, int64_t end, double &energy, double *grad) const;
-  template <int KC, int LC>
-  void three_body_centre(const ThreeBody &t, int si, const double *vectors, const int64_t *species,
+  template <int KC, int LC, int GC>
+  void moment_centre(const MomentTerm &t, int si, const double *vectors, const int64_t *species,
                          const int64_t *neighbour, int64_t begin, int64_t end, double &energy, double *grad,
                          Scratch &s) const;
+  void four_body(const MomentTerm &t, const double *mt, double *features, Scratch &s) const;
+  void four_body_adjoint(const MomentTerm &t, const double *g, const double *inv_std, double *dmt, Scratch &s) const;
 };
 
 }    // namespace LAMMPS_NS

@@ -4,7 +4,8 @@ model computes: energies, forces, virial, per-atom energies and virials, in real
 float64 artifacts: <= 1e-10 relative (both paths are double); float32 artifacts: the kernel stays in
 double, so it differs from the float32 TorchScript model by float32 rounding only. Trained artifacts
 (benchmarks/models, recompiled: `ffkit compile` gives an older artifact its kernel), every size the kernel
-has (fast and balanced sizes, and the generic code with per-rank radials and a shared network), serial
+has (fast, balanced and accurate sizes, and the generic code with per-rank radials and a shared network,
+with and without 4-body invariants), serial
 against two MPI ranks and one thread against two. Plus the errors a user can meet.
 """
 
@@ -62,17 +63,19 @@ def _worst(a, b):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """The committed fast and balanced artifacts, recompiled in float64 (they gain a kernel)."""
+    """The committed mm, fast, balanced and accurate artifacts, recompiled in float64 (they gain a kernel)."""
     d = tmp_path_factory.mktemp("trained")
     out = {}
-    for name in ("rmd17_ethanol_fast", "rmd17_ethanol_balanced", "water_deepmd_fast", "rmd17_ethanol_mm"):
+    for name in ("rmd17_ethanol_fast", "rmd17_ethanol_balanced", "water_deepmd_fast", "rmd17_ethanol_mm",
+                 "rmd17_ethanol_accurate", "water_deepmd_accurate"):
         meta = recast_artifact(MODELS / f"{name}.pt", d / f"{name}.pt", "float64")
         assert "kernel" in meta["paths"], meta["paths"]
         out[name] = d / f"{name}.pt"
     return out
 
 
-@pytest.mark.parametrize("name", ["rmd17_ethanol_fast", "rmd17_ethanol_balanced", "rmd17_ethanol_mm"])
+@pytest.mark.parametrize("name", ["rmd17_ethanol_fast", "rmd17_ethanol_balanced", "rmd17_ethanol_mm",
+                                  "rmd17_ethanol_accurate"])
 def test_kernel_equals_torchscript_on_trained_ethanol_models(tmp_path, reference_data, trained, name):
     kernel, torchscript = _both_paths(tmp_path, _ethanols(reference_data), ["C", "O", "H"], trained[name])
     assert "hand-written kernel" in kernel["output"] and "TorchScript)" in torchscript["output"]
@@ -80,20 +83,24 @@ def test_kernel_equals_torchscript_on_trained_ethanol_models(tmp_path, reference
     assert max(worst.values()) <= 1e-10, worst
 
 
-def test_kernel_equals_torchscript_on_trained_water_model_in_real_units(tmp_path, reference_data, trained):
+@pytest.mark.parametrize("name", ["water_deepmd_fast", "water_deepmd_accurate"])
+def test_kernel_equals_torchscript_on_trained_water_models_in_real_units(tmp_path, reference_data, trained, name):
     atoms = _water(reference_data, 3)
     runs = {}
     for path in ("kernel", "torchscript"):
-        pair = f"pair_style ffkit path {path}\npair_coeff * * {trained['water_deepmd_fast']} O H"
+        pair = f"pair_style ffkit path {path}\npair_coeff * * {trained[name]} O H"
         runs[path] = lammps_single_point(tmp_path / path, atoms, ["O", "H"], pair, units="real")
     worst = _worst(runs["kernel"], runs["torchscript"])
     assert max(worst.values()) <= 1e-10, worst
 
 
-def test_generic_kernel_with_per_rank_radials_and_a_shared_network(tmp_path, reference_data):
-    model = build_model(None, [1, 8], terms={"pair": {"type": "pair", "cutoff": 4.5, "n_basis": 8}, **GENERIC})
+@pytest.mark.parametrize("kind", ["three_body", "many_body"])
+def test_generic_kernel_with_per_rank_radials_and_a_shared_network(tmp_path, reference_data, kind):
+    spec = {"type": kind, **({"n_coupled": 3} if kind == "many_body" else {})}
+    model = build_model(None, [1, 8], terms={"pair": {"type": "pair", "cutoff": 4.5, "n_basis": 8},
+                                             "three_body": {**GENERIC["three_body"], **spec}})
     meta = compile_model(model, tmp_path / "generic.pt", dtype="float64")
-    assert meta["paths"]["kernel"]["terms"] == ["pair_table", "three_body"]
+    assert meta["paths"]["kernel"]["terms"] == ["pair_table", kind]
     kernel, torchscript = _both_paths(tmp_path, _water(reference_data, 7), ["O", "H"], tmp_path / "generic.pt")
     worst = _worst(kernel, torchscript)
     assert max(worst.values()) <= 1e-10, worst
@@ -153,6 +160,8 @@ def test_corrupted_kernel_file_is_named_with_its_field(tmp_path, reference_data,
 
 
 def test_models_without_a_kernel_say_so_in_their_metadata(tmp_path):
-    meta = compile_model(build_model("accurate", [1, 8]), tmp_path / "accurate.pt")
+    model = build_model("accurate", [1, 8], terms={"tensors": {"type": "tensor_messages", "cutoff": 4.0,
+                                                              "channels": 4, "interactions": 0, "hidden": [8]}})
+    meta = compile_model(model, tmp_path / "tensors.pt")
     assert "kernel" not in meta["paths"] and meta["paths"]["torchscript"] == ["forward", "forward_pairs"]
-    assert read_metadata(tmp_path / "accurate.pt")["paths"] == meta["paths"]
+    assert read_metadata(tmp_path / "tensors.pt")["paths"] == meta["paths"]

@@ -1,6 +1,6 @@
 """LAMMPS's own finite differences agree with `pair_style ffkit`: `fix numdiff` with its forces and
 `fix numdiff/virial` with its virial (the pressure's virial part), for a trained-size model of each
-kind, in float64 (mm, fast and balanced on the hand-written kernel, accurate on TorchScript). Independent of
+kind, in float64 (all four on the hand-written kernel). Independent of
 ffkit's Python side: LAMMPS displaces the atoms and strains the box."""
 
 import ase.io

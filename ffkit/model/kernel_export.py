@@ -1,9 +1,10 @@
 """A compiled model's parameters as plain numbers, for the LAMMPS plugin's hand-written kernel.
 
-The kernel (lammps_plugin/ffkit_kernel.cpp) evaluates the spline pair table and the 3-body
-moment term with forces from a hand-written adjoint pass, in double, with no autograd and no
-TorchScript in the MD step (issue #18: autograd's backward costs 2-3x the forward). It runs only
-models made of those two term types (`mm`, `fast`, `balanced`); others carry TorchScript alone.
+The kernel (lammps_plugin/ffkit_kernel.cpp) evaluates the spline pair table, the 3-body moment
+term and the many-body term (3-body plus 4-body invariants) with forces from a hand-written adjoint
+pass, in double, with no autograd and no TorchScript in the MD step (issue #18: autograd's backward
+costs 2-3x the forward). It runs models made of those term types (`mm`, `fast`, `balanced`,
+`accurate`); others (message passing, tensor messages) carry TorchScript alone.
 Numbers are written with Python's shortest round-trip repr, so the kernel reads the exact doubles.
 Works on a Python model and on a loaded TorchScript artifact alike (terms are told by class name),
 so an artifact compiled before kernels existed gains one when `ffkit compile` recasts it.
@@ -61,7 +62,14 @@ def _three_body(term: nn.Module) -> Dict[str, Any]:
             "readout": _readout(term.readout)}
 
 
-EXPORTERS = {"TabulatedPair": _pair_table, "ThreeBodyML": _three_body}
+def _many_body(term: nn.Module) -> Dict[str, Any]:
+    """The 3-body part as `_three_body`, plus the channel mixes of the rank-1 vectors and rank-2 matrices
+    the 4-body invariants contract (ffkit.model.invariants.four_body)."""
+    return {**_three_body(term), "type": "many_body", "n_coupled": term.mix_vector.out_features,
+            "mix_vector": _numbers(term.mix_vector.weight), "mix_tensor": _numbers(term.mix_tensor.weight)}
+
+
+EXPORTERS = {"TabulatedPair": _pair_table, "ThreeBodyML": _three_body, "ManyBodyML": _many_body}
 
 
 def kernel_spec(model: nn.Module) -> Optional[Dict[str, Any]]:
