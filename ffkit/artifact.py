@@ -18,7 +18,7 @@ from torch import nn
 from . import __version__, precision
 from .errors import FFKitError
 from .model.forcefield import ForceField
-from .model.kernel_export import KERNEL_FILE, kernel_spec, kernel_summary
+from .model.kernel_export import KERNEL_FILE, convention_kernel_spec, kernel_summary
 from .model.tabulated import tabulate_pair_terms
 
 FORMAT = "ffkit-artifact"
@@ -125,7 +125,7 @@ def compile_model(model: ForceField, path, dtype: str = "float64", checkpoint: O
     torch_dtype = precision.torch_dtype(dtype)
     tabulated = tabulate_pair_terms(model) if tabulate else {"model": model, "tabulated": None}
     module = LammpsConvention(copy.deepcopy(tabulated["model"]).to(torch_dtype).eval())
-    spec = kernel_spec(module.model)
+    spec = convention_kernel_spec(module)
     paths = {"torchscript": ["forward", "forward_pairs"]}
     if spec is not None:
         paths["kernel"] = kernel_summary(spec)
@@ -156,7 +156,7 @@ def recast_artifact(source, path, dtype: str) -> Dict[str, Any]:
     module.dtype_name = dtype
     meta["dtype"] = dtype
     files = extra_files(source)
-    spec = kernel_spec(module.model) if "committee" not in meta and hasattr(module, "model") else None
+    spec = convention_kernel_spec(module)
     meta["paths"] = {"torchscript": [m for m in ("forward", "forward_pairs", "forward_committee")
                                      if hasattr(module, m)]}
     files.pop(KERNEL_FILE, None)

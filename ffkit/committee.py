@@ -16,6 +16,7 @@ from torch import nn
 from . import __version__
 from .artifact import FORMAT_VERSION, UNITS, checkpoint_metrics, compile_model, is_artifact, load_artifact
 from .errors import FFKitError
+from .model.kernel_export import KERNEL_FILE, convention_kernel_spec, kernel_summary
 
 
 class CommitteeConvention(nn.Module):
@@ -119,13 +120,19 @@ def compile_committee(paths: Sequence, out, dtype: str = "float64") -> Dict[str,
         "training_data_sha256": _common([m.get("training_data_sha256") for m in metas]),
         "test_metrics": {},
         "methods": ["forward", "forward_committee"],
+        "paths": {"torchscript": ["forward", "forward_committee"]},
         "committee": {"size": len(members), "members": [
             {"source": Path(p).name, **{k: m.get(k) for k in ("tier", "cutoff", "n_params", "training_data_sha256",
                                                                "test_metrics", "pair_table")}}
             for p, m in zip(paths, metas)]},
     }
+    files = {}
+    spec = convention_kernel_spec(module)  # every member has a kernel: the plugin runs each and averages
+    if spec is not None:
+        meta["paths"]["kernel"] = kernel_summary(spec)
+        files[KERNEL_FILE] = json.dumps(spec)
     scripted = torch.jit.script(module)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    scripted.save(str(out), _extra_files={"metadata.json": json.dumps(meta, indent=1)})
+    scripted.save(str(out), _extra_files={**files, "metadata.json": json.dumps(meta, indent=1)})
     return meta

@@ -305,18 +305,27 @@ void PairFFKit::load_model(const std::string &file)
     utils::logmesg(lmp, "pair_style ffkit: {} ({}tier {}, elements {}, cutoff {} A, {}; {})\n", file,
                    committee_size > 0 ? fmt::format("committee of {} models, ", committee_size) : "",
                    meta.contains("tier") ? meta["tier"].dump() : "?", symbols.dump(), model_cutoff, dtype,
-                   use_kernel ? "hand-written kernel, double: " + kernel.describe() : "TorchScript");
+                   use_kernel ? "hand-written kernel, double: " + kernels[0].describe() : "TorchScript");
 }
 
-/* The kernel runs what the artifact's kernel.json describes, unless 'path torchscript' asks otherwise;
-   'path kernel' refuses an artifact without one. Committees run their TorchScript forward_committee. */
+/* The kernel runs what the artifact's kernel.json describes (a committee's: each member's), unless
+   'path torchscript' asks otherwise; 'path kernel' refuses an artifact without one. */
 void PairFFKit::choose_path(const std::string &kernel_text)
 {
-  kernel = FFKitKernel();
+  kernels.clear();
   use_kernel = false;
-  if (!kernel_text.empty() && path_mode != 2 && committee_size == 0) {
+  if (!kernel_text.empty() && path_mode != 2) {
     try {
-      kernel.load(json::parse(kernel_text));
+      const json spec = json::parse(kernel_text);
+      const bool committee = spec.is_object() && spec.contains("committee");
+      if (committee != (committee_size > 0) ||
+          (committee && (!spec["committee"].is_array() || static_cast<int>(spec["committee"].size()) != committee_size)))
+        throw std::runtime_error(fmt::format("kernel.json: 'committee' must list the {} members metadata.json "
+                                             "declares, and only a committee has one", committee_size));
+      for (const json &member : committee ? spec["committee"] : json::array({spec})) {
+        kernels.emplace_back();
+        kernels.back().load(member);
+      }
     } catch (const std::exception &e) {
       error->all(FLERR, "pair_style ffkit: '{}': {}; recompile it with 'ffkit compile' (or run 'path torchscript')",
                  model_file, e.what());
@@ -325,10 +334,9 @@ void PairFFKit::choose_path(const std::string &kernel_text)
   }
   if (path_mode == 1 && !use_kernel)
     error->all(FLERR,
-               "pair_style ffkit: 'path kernel' but '{}' {}; kernels exist for models of pair terms and the "
-               "3-body term (tiers mm, fast, balanced): recompile with 'ffkit compile', or use 'path auto'",
-               model_file, committee_size > 0 ? "is a committee (committees run on TorchScript)"
-                                              : "carries no kernel.json (metadata 'paths')");
+               "pair_style ffkit: 'path kernel' but '{}' carries no kernel.json (metadata 'paths'); kernels exist "
+               "for models of pair terms, the 3-body and the many-body term (tiers mm, fast, balanced, accurate, "
+               "and committees of them): recompile with 'ffkit compile', or use 'path auto'", model_file);
 }
 
 /* A type whose mass is nearer another of the model's elements than its own was mapped to the wrong
@@ -615,24 +623,57 @@ void PairFFKit::tally_energy(const double *energy, int nlocal_compact)
   if (eflag_global) eng_vdwl += energy_factor * esum;
 }
 
-/* Single models on the kernel or with forward_pairs: per-atom energies and dE/dr_ij from either; forces
-   F_i += dE/dr_ij, F_j -= dE/dr_ij and the virial -r_ij (x) dE/dr_ij (per atom: half to i, half
-   to j) are summed here in double, from the double pair vectors. */
-void PairFFKit::run_pair_model(int64_t nedges, int ncompact, int nlocal_compact)
+/* The kernel(s) on the double pair vectors: per-atom energies and dE/dr_ij in kernel_energy and
+   kernel_grad; for a committee their means over the members, and each member's forces (model units,
+   [M, ncompact, 3]) for the spread. */
+void PairFFKit::run_kernels(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces)
 {
-  const double *e = nullptr, *g = nullptr;
-  torch::Tensor energy, grad;    // the TorchScript path's results, alive while they are read
-  if (use_kernel) {
-    fill_pair_vectors(nedges);
-    kernel_energy.assign(nlocal_compact, 0.0);
-    kernel_grad.assign(3 * nedges, 0.0);
+  fill_pair_vectors(nedges);
+  const int M = static_cast<int>(kernels.size());
+  const int64_t *centre = edge_buf.data(), *neighbour = edge_buf.data() + nedges;
+  kernel_energy.assign(nlocal_compact, 0.0);
+  kernel_grad.assign(3 * nedges, 0.0);
+  if (committee_size > 0) kernel_member_forces.assign(static_cast<std::size_t>(M) * 3 * ncompact, 0.0);
+  for (int m = 0; m < M; m++) {
+    double *e = kernel_energy.data(), *g = kernel_grad.data();
+    if (committee_size > 0) {
+      member_energy.assign(nlocal_compact, 0.0);
+      member_grad.assign(3 * nedges, 0.0);
+      e = member_energy.data();
+      g = member_grad.data();
+    }
     try {
-      kernel.evaluate(in64_buf.data(), species_buf.data(), edge_buf.data(), edge_buf.data() + nedges, nedges,
-                      nlocal_compact, kernel_energy.data(), kernel_grad.data());
+      kernels[m].evaluate(in64_buf.data(), species_buf.data(), centre, neighbour, nedges, nlocal_compact, e, g);
     } catch (const std::exception &ex) {
       error->one(FLERR, "pair_style ffkit: kernel of '{}' failed at step {}: {}", model_file, update->ntimestep,
                  ex.what());
     }
+    if (committee_size == 0) continue;
+    for (int k = 0; k < nlocal_compact; k++) kernel_energy[k] += e[k];
+    double *fm = kernel_member_forces.data() + static_cast<std::size_t>(m) * 3 * ncompact;
+    for (int64_t k = 0; k < nedges; k++)
+      for (int d = 0; d < 3; d++) {
+        kernel_grad[3 * k + d] += g[3 * k + d];
+        fm[3 * centre[k] + d] += g[3 * k + d];
+        fm[3 * neighbour[k] + d] -= g[3 * k + d];
+      }
+  }
+  if (committee_size == 0) return;
+  const double inv = 1.0 / M;
+  for (auto &x : kernel_energy) x *= inv;
+  for (auto &x : kernel_grad) x *= inv;
+  member_forces = torch::from_blob(kernel_member_forces.data(), {M, ncompact, 3}, torch::kFloat64);
+}
+
+/* Models on the kernel or with forward_pairs: per-atom energies and dE/dr_ij from either; forces
+   F_i += dE/dr_ij, F_j -= dE/dr_ij and the virial -r_ij (x) dE/dr_ij (per atom: half to i, half
+   to j) are summed here in double, from the double pair vectors. */
+void PairFFKit::run_pair_model(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces)
+{
+  const double *e = nullptr, *g = nullptr;
+  torch::Tensor energy, grad;    // the TorchScript path's results, alive while they are read
+  if (use_kernel) {
+    run_kernels(nedges, ncompact, nlocal_compact, member_forces);
     e = kernel_energy.data();
     g = kernel_grad.data();
   } else {
@@ -690,7 +731,8 @@ void PairFFKit::run_pair_model(int64_t nedges, int ncompact, int nlocal_compact)
 
 void PairFFKit::run_model(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces)
 {
-  if ((pair_inputs || use_kernel) && committee_size == 0) return run_pair_model(nedges, ncompact, nlocal_compact);
+  if (use_kernel || (pair_inputs && committee_size == 0))
+    return run_pair_model(nedges, ncompact, nlocal_compact, member_forces);
   const bool want_atom_virial = vflag_atom != 0;
   std::vector<torch::jit::IValue> inputs{
       positions_tensor(ncompact), torch::from_blob(species_buf.data(), {ncompact}, torch::kInt64),

@@ -6,8 +6,8 @@
    Artifacts with forward_pairs get pair vectors formed in double (never absolute coordinates in the
    model's dtype) and return dE/dr_ij, from which forces and virial are summed here in double.
    Artifacts that carry kernel.json run by default on the hand-written kernel (ffkit_kernel.h): same
-   function, forces by an adjoint pass in double, no TorchScript in the MD step ('path torchscript'
-   runs the TorchScript model instead).
+   function, forces by an adjoint pass in double, no TorchScript in the MD step; a committee runs each
+   member's kernel and averages ('path torchscript' runs the TorchScript model instead).
    A committee artifact (metadata "committee") also gives the spread of its members' forces: per atom
    (extract_peratom "force_std", for fix pair) and its global max and mean (pvector, for compute pair). */
 
@@ -51,7 +51,7 @@ class PairFFKit : public Pair {
   int model_layers = 1;    // cutoffs an atom's energy reaches: 1 strictly local, 2 message passing
   torch::ScalarType model_dtype = torch::kFloat64;
   bool pair_inputs = false;    // the artifact has forward_pairs: pair vectors are formed here, in double
-  FFKitKernel kernel;          // the artifact's hand-written kernel, if it carries kernel.json
+  std::vector<FFKitKernel> kernels;    // the artifact's hand-written kernel(s): one, or one per committee member
   int path_mode = 0;           // 'path auto|kernel|torchscript': 0 kernel when carried, 1 kernel, 2 torchscript
   bool use_kernel = false;
 
@@ -72,6 +72,7 @@ class PairFFKit : public Pair {
   std::vector<double> force_buf;        // [ncompact, 3]: forces summed from pair gradients, model units
   std::vector<double> kernel_energy;    // the kernel's per-atom energies and dE/dr_ij [nedges, 3]
   std::vector<double> kernel_grad;
+  std::vector<double> member_energy, member_grad, kernel_member_forces;    // committees on the kernel
   int64_t edge_capacity = 0;
 
   // committee artifacts: member forces, summed over ghosts by reverse communication, give the spread
@@ -96,7 +97,8 @@ class PairFFKit : public Pair {
   void check_finite(const double *energy, const double *forces, int ncompact, int nlocal_compact);
   void tally_energy(const double *energy, int nlocal_compact);
   void run_model(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces);
-  void run_pair_model(int64_t nedges, int ncompact, int nlocal_compact);
+  void run_kernels(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces);
+  void run_pair_model(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces);
   void force_spread(const torch::Tensor &member_forces, int ncompact);
 
   // pair_style hybridff (pair_ffkit_embedding.cpp): this style, inside LAMMPS's hybrid/overlay, removes the

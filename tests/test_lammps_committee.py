@@ -1,6 +1,7 @@
 """Committee artifacts in LAMMPS: `compute pair ffkit` gives the max and mean force spread, `fix pair ... force_std`
 the per-atom spread, both equal to the ASE calculator's on the same frame, the same serial and under
-`mpirun -np 2`; a committee of identical members is the single model with zero spread."""
+`mpirun -np 2`, and the same on the hand-written kernel (each member's) as on TorchScript; a committee of
+identical members is the single model with zero spread."""
 
 import re
 from pathlib import Path
@@ -114,6 +115,22 @@ def test_spread_equals_ase_calculator(tmp_path, frame, models):
         assert abs(rows[0]["c_dev[1]"] - ref.max()) <= 1e-8 * ref.max(), name
         assert abs(rows[0]["c_dev[2]"] - ref.mean()) <= 1e-8 * ref.mean(), name
         assert abs(rows[0]["PotEng"] - atoms.get_potential_energy()) <= 1e-8 * abs(atoms.get_potential_energy())
+
+
+def test_kernel_equals_torchscript(tmp_path, frame, models):
+    """Members' kernels averaged in the plugin = the TorchScript forward_committee: forces and spread after
+    10 MD steps, float64, <= 1e-10 relative."""
+    runs = {}
+    for path in ("kernel", "torchscript"):
+        pair = f"pair_style ffkit path {path}\npair_coeff * * {models['committee']} O H"
+        runs[path] = _lammps(tmp_path / path, frame, models["committee"], steps=10, pair=pair)
+    (kernel_rows, kernel), (script_rows, script) = runs["kernel"], runs["torchscript"]
+    for a, b in zip(kernel_rows, script_rows):
+        for key in ("c_dev[1]", "c_dev[2]", "PotEng"):
+            assert abs(a[key] - b[key]) <= 1e-10 * abs(b[key]), (key, a, b)
+    for step in (0, 10):
+        np.testing.assert_allclose(kernel[step][:, 1:5], script[step][:, 1:5], rtol=0,
+                                   atol=1e-10 * np.abs(script[step][:, 1:4]).max())
 
 
 def test_serial_equals_two_ranks(tmp_path, frame, models):

@@ -3,7 +3,8 @@ model computes: energies, forces, virial, per-atom energies and virials, in real
 
 float64 artifacts: <= 1e-10 relative (both paths are double); float32 artifacts: the kernel stays in
 double, so it differs from the float32 TorchScript model by float32 rounding only. Trained artifacts
-(benchmarks/models, recompiled: `ffkit compile` gives an older artifact its kernel), every size the kernel
+(benchmarks/models, recompiled: `ffkit compile` gives an older artifact its kernel; a committee runs each
+member's), every size the kernel
 has (fast, balanced and accurate sizes, and the generic code with per-rank radials and a shared network,
 with and without 4-body invariants), serial
 against two MPI ranks and one thread against two. Plus the errors a user can meet.
@@ -67,7 +68,7 @@ def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("trained")
     out = {}
     for name in ("rmd17_ethanol_fast", "rmd17_ethanol_balanced", "water_deepmd_fast", "rmd17_ethanol_mm",
-                 "rmd17_ethanol_accurate", "water_deepmd_accurate"):
+                 "rmd17_ethanol_accurate", "water_deepmd_accurate", "rmd17_ethanol_accurate_x2"):
         meta = recast_artifact(MODELS / f"{name}.pt", d / f"{name}.pt", "float64")
         assert "kernel" in meta["paths"], meta["paths"]
         out[name] = d / f"{name}.pt"
@@ -75,7 +76,7 @@ def trained(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["rmd17_ethanol_fast", "rmd17_ethanol_balanced", "rmd17_ethanol_mm",
-                                  "rmd17_ethanol_accurate"])
+                                  "rmd17_ethanol_accurate", "rmd17_ethanol_accurate_x2"])
 def test_kernel_equals_torchscript_on_trained_ethanol_models(tmp_path, reference_data, trained, name):
     kernel, torchscript = _both_paths(tmp_path, _ethanols(reference_data), ["C", "O", "H"], trained[name])
     assert "hand-written kernel" in kernel["output"] and "TorchScript)" in torchscript["output"]

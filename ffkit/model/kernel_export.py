@@ -7,7 +7,8 @@ costs 2-3x the forward). It runs models made of those term types (`mm`, `fast`, 
 `accurate`); others (message passing, tensor messages) carry TorchScript alone.
 Numbers are written with Python's shortest round-trip repr, so the kernel reads the exact doubles.
 Works on a Python model and on a loaded TorchScript artifact alike (terms are told by class name),
-so an artifact compiled before kernels existed gains one when `ffkit compile` recasts it.
+so an artifact compiled before kernels existed gains one when `ffkit compile` recasts it. A committee's
+kernel lists its members' kernels (`"committee": [spec, ...]`): the plugin runs each and averages.
 """
 
 from typing import Any, Dict, List, Optional
@@ -83,7 +84,24 @@ def kernel_spec(model: nn.Module) -> Optional[Dict[str, Any]]:
                       for name, term in zip(model.term_names, terms)]}
 
 
+def convention_kernel_spec(module: nn.Module) -> Optional[Dict[str, Any]]:
+    """The kernel of a LAMMPS-convention module (`.model`) or of a committee of them (`.members`), or None
+    when a model (or any member) has a term without a kernel."""
+    if hasattr(module, "members"):
+        specs = [convention_kernel_spec(member) for member in module.members.children()]
+        if not specs or any(s is None for s in specs):
+            return None
+        return {"format": KERNEL_FORMAT, "version": KERNEL_VERSION, "committee": specs}
+    return kernel_spec(module.model) if hasattr(module, "model") else None
+
+
 def kernel_summary(spec: Dict[str, Any]) -> Dict[str, Any]:
     """What an artifact's metadata says about the kernel it carries (metadata 'paths', `ffkit info`)."""
-    return {"file": KERNEL_FILE, "version": spec["version"], "precision": "float64",
-            "terms": [t["type"] for t in spec["terms"]]}
+    members = spec.get("committee", [spec])
+    terms: List[str] = []
+    for member in members:
+        terms += [t["type"] for t in member["terms"] if t["type"] not in terms]
+    summary = {"file": KERNEL_FILE, "version": spec["version"], "precision": "float64", "terms": terms}
+    if "committee" in spec:
+        summary["members"] = len(members)
+    return summary
