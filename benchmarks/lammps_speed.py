@@ -2,7 +2,7 @@
 
     python benchmarks/lammps_speed.py [--tiers mm fast balanced accurate] [--dtypes float32 float64]
                                       [--replicate 3] [--big-replicate 5] [--repeats 3] [--threads 2]
-                                      [--scaling 2 4 8] [--out benchmarks/results]
+                                      [--committee 3] [--scaling 2 4 8] [--out benchmarks/results]
 
 Water box: the first frame of data/water_deepmd replicated (3x3x3 = 5184 atoms). Cases,
 interleaved within each repeat (medians reported, so machine load hits every case alike):
@@ -13,8 +13,10 @@ interleaved within each repeat (medians reported, so machine load hits every cas
 - `ffkit null`: an artifact that returns zeros at once (4 Å cutoff): the plugin's own cost
   (neighbour list -> graph, tensors, force scatter) per atom-step;
 - `mm-anchor`: SPC/E, lj/cut/coul/long 10 Å + PPPM 1e-4, SHAKE, 2 fs, 1 and 2 ranks;
-- `ffkit <fastest tier>` on the big box (5x5x5 = 24000 atoms), 1 and 2 ranks: MPI speed-up;
+- `ffkit <tier>` on the big box (5x5x5 = 24000 atoms), 1 and 2 ranks, each tier (first dtype): MPI speed-up;
 - with `--threads 2`: every ML case again with 2 torch threads on 1 rank (`pair_style ffkit threads 2`);
+- with `--committee 3`: a committee of 3 `fast` members (seeds 0-2; `ffkit compile m1 m2 m3`), against
+  one member: what a committee costs (issue #18 target: <= 1.5x one member);
 - with `--scaling 2 4 8`: each tier again on 1536, 12 288 and 98 304 atoms (a second table: is the
   cost per atom flat from 10^3 to 10^5 atoms?).
 Models are untrained tiers from ffkit.model.tiers (speed does not depend on the weights), or
@@ -45,6 +47,7 @@ from ffkit_lammps_adapter.timing import (
 )
 
 from ffkit.artifact import compile_model
+from ffkit.committee import compile_committee
 from ffkit.model.tiers import TIERS, build_model
 from ffkit.neighbors import ghost_layout
 
@@ -148,6 +151,8 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--name", default="lammps_speed", help="result files NAME.json and NAME.md")
     parser.add_argument("--threads", type=int, default=1, help="also time each ML case with this many threads")
+    parser.add_argument("--committee", type=int, default=0, metavar="N",
+                        help="also time a committee of N fast members against one member")
     parser.add_argument("--scaling", type=int, nargs="*", default=[], metavar="R",
                         help="also time each tier (first dtype, 1 rank) on the water frame replicated RxRxR, "
                              "for each R: 2 4 8 gives 1536, 12 288 and 98 304 atoms")
@@ -178,15 +183,16 @@ def main(argv=None):
                 cases.append(ml_case(f"ffkit {tier} {dtype} {args.threads} threads", work / "water.data", model,
                                      ["O", "H"], work / f"{tier}_{dtype}_threads", threads=args.threads,
                                      threaded=args.threads))
+    if args.committee > 1:
+        cases += committee_cases(args, work)
     records = time_cases(cases, args.repeats)
 
-    # MPI speed-up of the fastest ML case on the big box, measured after the main table
-    ml = [r for r in records if r["case"].startswith("ffkit ") and "tier" in r and "threaded" not in r]
-    fastest = min(ml, key=lambda r: r["us_per_atom_step"])
+    # MPI speed-up of each tier on the big box, measured after the main table
     write_atomic_data(water_box(args.big_replicate), work / "big.data", ["O", "H"])
-    model = work / f"{fastest['tier']}_{fastest['dtype']}.pt"
-    big_cases = [ml_case(f"{fastest['case']} big box", work / "big.data", model, ["O", "H"], work / f"big-{ranks}",
-                         ranks=ranks, tier=fastest["tier"], dtype=fastest["dtype"]) for ranks in (1, 2)]
+    dtype = args.dtypes[0]
+    big_cases = [ml_case(f"ffkit {tier} {dtype} big box", work / "big.data", work / f"{tier}_{dtype}.pt", ["O", "H"],
+                         work / f"big-{tier}-{ranks}", ranks=ranks, tier=tier, dtype=dtype, big=True)
+                 for tier in args.tiers for ranks in (1, 2)]
     records += time_cases(big_cases, args.repeats)
     records += time_cases(scaling_cases(args, work), args.repeats)
 
@@ -195,16 +201,37 @@ def main(argv=None):
         if r["case"].startswith("ffkit ") and "threaded" in r:
             single = next(b for b in records if b["case"] == r["case"].rsplit(" ", 2)[0])
             r["speedup_vs_1_thread"] = single["us_per_atom_step"] / r["us_per_atom_step"]
-        elif r["case"].startswith("ffkit ") and "tier" in r and "big box" not in r["case"] and "scaling" not in r:
+        elif "members" in r:
+            one = next(b for b in records if b["case"] == f"ffkit {r['tier']} {r['dtype']} member")
+            r["cost_vs_one_member"] = r["us_per_atom_step"] / one["us_per_atom_step"]
+        elif r["case"].startswith("ffkit ") and "tier" in r and "big" not in r and "scaling" not in r \
+                and "member" not in r["case"]:
             bare = next(b for b in records if b["case"] == f"bare {r['tier']} {r['dtype']}")
             r["overhead_vs_bare"] = r["us_per_atom_step"] / bare["us_per_atom_step"]
-    big_1, big_2 = (next(r for r in records if "big box" in r["case"] and r["ranks"] == n) for n in (1, 2))
-    big_2["speedup_vs_1_rank"] = big_1["us_per_atom_step"] / big_2["us_per_atom_step"]
+    for r in records:
+        if "big" in r and r["ranks"] == 2:
+            one_rank = next(b for b in records if b["case"] == r["case"] and b["ranks"] == 1)
+            r["speedup_vs_1_rank"] = one_rank["us_per_atom_step"] / r["us_per_atom_step"]
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(records, indent=1) + "\n")
     (args.out / f"{args.name}.md").write_text(markdown(records, args))
     print(markdown(records, args))
+
+
+def committee_cases(args, work: Path) -> list:
+    """A committee of `args.committee` untrained `fast` members (seeds 0..N-1) and its first member alone."""
+    dtype, members = args.dtypes[0], []
+    for seed in range(args.committee):
+        torch.manual_seed(seed)
+        members.append(work / f"member{seed}_{dtype}.pt")
+        compile_model(build_model("fast", [1, 8]), members[-1], dtype=dtype)
+    committee = work / f"committee_{dtype}.pt"
+    compile_committee(members, committee, dtype=dtype)
+    return [ml_case(f"ffkit fast {dtype} member", work / "water.data", members[0], ["O", "H"], work / "member",
+                    tier="fast", dtype=dtype),
+            ml_case(f"ffkit fast {dtype} x{args.committee} committee", work / "water.data", committee, ["O", "H"],
+                    work / "committee", tier="fast", dtype=dtype, members=args.committee)]
 
 
 def scaling_cases(args, work: Path) -> list:
@@ -254,7 +281,8 @@ def markdown(records, args) -> str:
         over = f"{r['overhead_vs_bare']:.2f}" if "overhead_vs_bare" in r else "–"
         cpu = f"{r['cpu_percent']:.0f}" if r["cpu_percent"] else "–"
         name = r["case"] + (f" (speed-up {r['speedup_vs_1_rank']:.2f}×)" if "speedup_vs_1_rank" in r else "") \
-            + (f" (speed-up {r['speedup_vs_1_thread']:.2f}×)" if "speedup_vs_1_thread" in r else "")
+            + (f" (speed-up {r['speedup_vs_1_thread']:.2f}×)" if "speedup_vs_1_thread" in r else "") \
+            + (f" ({r['cost_vs_one_member']:.2f}× one member)" if "cost_vs_one_member" in r else "")
         lines.append(f"| {name} | {r['ranks']} | {r['atoms']} | {r['us_per_atom_step']:.3g} | {ns} | "
                      f"{r['ratio_to_mm']:.3g} | {over} | {cpu} |")
     return "\n".join(lines + scaling_lines(records)) + "\n"
