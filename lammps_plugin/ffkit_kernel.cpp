@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <type_traits>
 
@@ -39,9 +40,66 @@ int integer(const json &object, const char *key, const std::string &where, int l
   return v.get<int>();
 }
 
+/* base64 (RFC 4648, with padding) -> bytes; false on any character outside the alphabet */
+bool base64_decode(const std::string &text, std::vector<unsigned char> &out)
+{
+  static const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  if (text.size() % 4 != 0) return false;
+  out.clear();
+  out.reserve(text.size() / 4 * 3);
+  for (std::size_t i = 0; i < text.size(); i += 4) {
+    unsigned int word = 0;
+    int pad = 0;
+    for (int k = 0; k < 4; k++) {
+      const char c = text[i + k];
+      std::size_t digit = 0;
+      if (c == '=' && i + 4 == text.size() && k >= 2) {
+        pad++;
+      } else {
+        digit = alphabet.find(c);
+        if (digit == std::string::npos || pad > 0) return false;
+      }
+      word = (word << 6) | static_cast<unsigned int>(digit);
+    }
+    for (int k = 0; k < 3 - pad; k++) out.push_back(static_cast<unsigned char>((word >> (16 - 8 * k)) & 0xff));
+  }
+  return true;
+}
+
+/* an array of `count` numbers: {"dtype": "float32" | "float64", "base64": little-endian bytes} (version 2),
+   or a JSON list of numbers (version 1) */
 std::vector<double> numbers(const json &object, const char *key, const std::string &where, std::size_t count)
 {
   const json &v = field(object, key, where);
+  if (v.is_object()) {
+    const json &dtype = field(v, "dtype", where + " '" + key + "'");
+    const json &text = field(v, "base64", where + " '" + key + "'");
+    if (!(dtype == "float32" || dtype == "float64") || !text.is_string())
+      fail(where, std::string("'") + key + "' must have 'dtype' float32 or float64 and a 'base64' string");
+    std::vector<unsigned char> bytes;
+    if (!base64_decode(text.get<std::string>(), bytes))
+      fail(where, std::string("'") + key + "' holds invalid base64");
+    const std::size_t width = dtype == "float32" ? 4 : 8;
+    if (bytes.size() != count * width)
+      fail(where, std::string("'") + key + "' must hold " + std::to_string(count) + " numbers, not " +
+                      (bytes.size() % width ? std::to_string(bytes.size()) + " bytes" : std::to_string(bytes.size() / width)));
+    const uint32_t probe = 1;
+    unsigned char first;
+    std::memcpy(&first, &probe, 1);
+    if (first != 1) fail(where, "this plugin reads little-endian arrays only on a little-endian machine");
+    std::vector<double> out(count);
+    for (std::size_t k = 0; k < count; k++) {
+      if (width == 4) {
+        float x;
+        std::memcpy(&x, bytes.data() + 4 * k, 4);
+        out[k] = x;
+      } else {
+        std::memcpy(&out[k], bytes.data() + 8 * k, 8);
+      }
+      if (!std::isfinite(out[k])) fail(where, std::string("'") + key + "' holds a non-finite number");
+    }
+    return out;
+  }
   if (!v.is_array() || v.size() != count)
     fail(where, std::string("'") + key + "' must hold " + std::to_string(count) + " numbers, not " +
                     (v.is_array() ? std::to_string(v.size()) : v.dump()));
@@ -133,8 +191,8 @@ void FFKitKernel::load(const json &spec)
 {
   if (!spec.is_object() || !spec.contains("format") || spec["format"] != "ffkit-kernel")
     fail("top level", "'format' is not \"ffkit-kernel\"");
-  if (integer(spec, "version", "top level", 1) != 1)
-    fail("top level", "'version' is " + spec["version"].dump() + "; this plugin reads version 1");
+  if (integer(spec, "version", "top level", 1) > 2)
+    fail("top level", "'version' is " + spec["version"].dump() + "; this plugin reads versions 1 and 2");
   const int S = integer(spec, "n_species", "top level", 1);
   reference = numbers(spec, "reference_energies", "top level", S);
   tables.clear();

@@ -10,6 +10,7 @@ with and without 4-body invariants), serial
 against two MPI ranks and one thread against two. Plus the errors a user can meet.
 """
 
+import base64
 import json
 import zipfile
 from pathlib import Path
@@ -139,17 +140,44 @@ def test_path_kernel_refuses_an_artifact_without_one(tmp_path, reference_data):
     assert "'path' takes auto, kernel or torchscript, not 'fastest'" in error_line(out)
 
 
-def test_corrupted_kernel_file_is_named_with_its_field(tmp_path, reference_data, trained):
-    source = trained["water_deepmd_fast"]
-    broken = tmp_path / "broken.pt"
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(broken, "w") as zout:
+def _with_kernel_spec(source: Path, out: Path, change) -> Path:
+    """A copy of the artifact `source` whose kernel.json is change(spec)."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(out, "w") as zout:
         for item in zin.infolist():
             data = zin.read(item.filename)
             if item.filename.endswith("extra/kernel.json"):
-                spec = json.loads(data)
-                spec["terms"][1]["radial_weights"] = spec["terms"][1]["radial_weights"][:-3]
-                data = json.dumps(spec).encode()
+                data = json.dumps(change(json.loads(data))).encode()
             zout.writestr(item, data)
+    return out
+
+
+def _decimal_lists(value):
+    """A version-2 kernel spec with every base64 array written out as a JSON list (version 1)."""
+    if isinstance(value, dict) and set(value) == {"dtype", "base64"}:
+        width = "<f4" if value["dtype"] == "float32" else "<f8"
+        return np.frombuffer(base64.b64decode(value["base64"]), dtype=width).astype(float).tolist()
+    if isinstance(value, dict):
+        return {k: _decimal_lists(v) for k, v in value.items()}
+    return [_decimal_lists(v) for v in value] if isinstance(value, list) else value
+
+
+def test_version_1_kernel_files_still_run(tmp_path, reference_data, trained):
+    old = _with_kernel_spec(trained["water_deepmd_fast"], tmp_path / "v1.pt",
+                            lambda spec: {**_decimal_lists(spec), "version": 1})
+    atoms = _water(reference_data, 2)
+    runs = {name: lammps_single_point(tmp_path / name, atoms, ["O", "H"],
+                                      f"pair_style ffkit path kernel\npair_coeff * * {path} O H")
+            for name, path in (("v1", old), ("v2", trained["water_deepmd_fast"]))}
+    assert max(_worst(runs["v1"], runs["v2"]).values()) == 0.0
+
+
+def test_corrupted_kernel_file_is_named_with_its_field(tmp_path, reference_data, trained):
+    def truncate(spec):  # three float64 numbers fewer
+        weights = spec["terms"][1]["radial_weights"]
+        weights["base64"] = base64.b64encode(base64.b64decode(weights["base64"])[:-24]).decode()
+        return spec
+
+    broken = _with_kernel_spec(trained["water_deepmd_fast"], tmp_path / "broken.pt", truncate)
     write_data(tmp_path / "system.data", _water(reference_data), ["O", "H"])
     out = run_lmp(tmp_path, single_point_script("system.data", f"pair_style ffkit\npair_coeff * * {broken} O H"),
                   expect_ok=False, env=lammps_env())
