@@ -465,10 +465,61 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
   const bool watch = close_mode > 0 && !min_dist2.empty();
   double closest = 1.0;  // smallest (r / closest approach in training)^2 seen in this step
   int close_i = -1, close_j = -1;
-  int64_t nedges = 0;
+  const int nspecies = static_cast<int>(model_symbols.size());
+
+  // local centres' edges, counted and then written in parallel (threads N); the ghosts they reach are
+  // numbered afterwards in edge order, so the graph is the same for any number of threads
+  centre_offset.assign(inum + 1, 0);
+  if (watch) {
+    close_ratio.assign(inum, 1.0);
+    close_neighbour.assign(inum, -1);
+  }
+  at::parallel_for(0, inum, 256, [&](int64_t first, int64_t last) {
+    for (int64_t ii = first; ii < last; ii++) {
+      const int i = ilist[ii];
+      if (compact_of[i] < 0) continue;
+      const int64_t si = species_buf[compact_of[i]];
+      int64_t n = 0;
+      for_model_neighbours(i, [&](int j, int s, double r2) {
+        n++;
+        const double known = watch ? min_dist2[si * nspecies + s] : 0.0;
+        if (known > 0.0 && r2 < close_ratio[ii] * known) {
+          close_ratio[ii] = r2 / known;
+          close_neighbour[ii] = j;
+        }
+      });
+      centre_offset[ii + 1] = n;
+    }
+  });
   for (int ii = 0; ii < inum; ii++) {
-    const int ci = compact_of[ilist[ii]];
-    if (ci >= 0) add_edges(ci, watch, nedges, centre, neighbour, closest, close_i, close_j);
+    centre_offset[ii + 1] += centre_offset[ii];
+    if (watch && close_neighbour[ii] >= 0 && close_ratio[ii] < closest) {
+      closest = close_ratio[ii];
+      close_i = ilist[ii];
+      close_j = close_neighbour[ii];
+    }
+  }
+  int64_t nedges = centre_offset[inum];
+  neighbour_lammps.resize(nedges);
+  at::parallel_for(0, inum, 256, [&](int64_t first, int64_t last) {
+    for (int64_t ii = first; ii < last; ii++) {
+      const int i = ilist[ii], ci = compact_of[i];
+      if (ci < 0) continue;
+      int64_t k = centre_offset[ii];
+      for_model_neighbours(i, [&](int j, int, double) {
+        centre[k] = ci;
+        neighbour_lammps[k++] = j;
+      });
+    }
+  });
+  for (int64_t k = 0; k < nedges; k++) {
+    const int j = neighbour_lammps[k];
+    if (compact_of[j] < 0) {
+      compact_of[j] = static_cast<int>(lammps_of.size());
+      lammps_of.push_back(j);
+      species_buf.push_back(type2species[type[j]]);
+    }
+    neighbour[k] = compact_of[j];
   }
   if (close_i >= 0) report_close_contact(close_i, close_j);
 
@@ -484,17 +535,13 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
   return nedges;
 }
 
-/* Edges from graph atom ci (LAMMPS atom lammps_of[ci]) to each model-type neighbour within the model
-   cutoff; neighbours not yet in the graph are appended to it. With `watch`, tracks the closest approach
-   relative to the training data's (closest, close_i, close_j). */
-void PairFFKit::add_edges(int ci, bool watch, int64_t &nedges, int64_t *centre, int64_t *neighbour, double &closest,
-                          int &close_i, int &close_j)
+/* visit(j, species of j, r^2) for each neighbour j of LAMMPS atom i that is of a model type and within
+   the model cutoff, in neighbour-list order */
+template <class Visit> void PairFFKit::for_model_neighbours(int i, Visit &&visit) const
 {
   const int *type = atom->type;
   double **x = atom->x;
   const double cut2 = model_cutoff * model_cutoff;
-  const int nspecies = static_cast<int>(model_symbols.size());
-  const int i = lammps_of[ci];
   const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
   const int *jlist = list->firstneigh[i];
   const int jnum = list->numneigh[i];
@@ -504,7 +551,19 @@ void PairFFKit::add_edges(int ci, bool watch, int64_t &nedges, int64_t *centre, 
     if (s < 0) continue;
     const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
     const double r2 = dx * dx + dy * dy + dz * dz;
-    if (r2 >= cut2) continue;
+    if (r2 < cut2) visit(j, s, r2);
+  }
+}
+
+/* Edges from graph atom ci (LAMMPS atom lammps_of[ci]; the ghost centres of message passing) to each
+   model-type neighbour within the model cutoff; neighbours not yet in the graph are appended to it.
+   With `watch`, tracks the closest approach relative to the training data's (closest, close_i, close_j). */
+void PairFFKit::add_edges(int ci, bool watch, int64_t &nedges, int64_t *centre, int64_t *neighbour, double &closest,
+                          int &close_i, int &close_j)
+{
+  const int nspecies = static_cast<int>(model_symbols.size());
+  const int i = lammps_of[ci];
+  for_model_neighbours(i, [&](int j, int s, double r2) {
     if (watch) {
       const double known = min_dist2[species_buf[ci] * nspecies + s];
       if (known > 0.0 && r2 < closest * known) {
@@ -522,7 +581,7 @@ void PairFFKit::add_edges(int ci, bool watch, int64_t &nedges, int64_t *centre, 
     centre[nedges] = ci;
     neighbour[nedges] = cj;
     nedges++;
-  }
+  });
 }
 
 /* Two atoms closer than any pair of their elements in the training data: the model extrapolates
@@ -570,10 +629,12 @@ void PairFFKit::fill_pair_vectors(int64_t nedges)
   const int64_t *centre = edge_buf.data();
   const int64_t *neighbour = edge_buf.data() + nedges;
   in64_buf.resize(3 * nedges);
-  for (int64_t k = 0; k < nedges; k++) {
-    const int i = lammps_of[centre[k]], j = lammps_of[neighbour[k]];
-    for (int d = 0; d < 3; d++) in64_buf[3 * k + d] = x[j][d] - x[i][d];
-  }
+  at::parallel_for(0, nedges, 4096, [&](int64_t first, int64_t last) {
+    for (int64_t k = first; k < last; k++) {
+      const int i = lammps_of[centre[k]], j = lammps_of[neighbour[k]];
+      for (int d = 0; d < 3; d++) in64_buf[3 * k + d] = x[j][d] - x[i][d];
+    }
+  });
 }
 
 torch::Tensor PairFFKit::pair_vectors_tensor(int64_t nedges)

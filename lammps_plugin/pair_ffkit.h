@@ -74,6 +74,10 @@ class PairFFKit : public Pair {
   std::vector<double> kernel_grad;
   std::vector<double> member_energy, member_grad, kernel_member_forces;    // committees on the kernel
   int64_t edge_capacity = 0;
+  std::vector<int64_t> centre_offset;   // [inum + 1]: where each local centre's edges start
+  std::vector<int> neighbour_lammps;    // LAMMPS index of each local centre's edge neighbour
+  std::vector<double> close_ratio;      // per local centre: smallest (r / closest in training)^2, and its j
+  std::vector<int> close_neighbour;
 
   // committee artifacts: member forces, summed over ghosts by reverse communication, give the spread
   int committee_size = 0;          // members M; 0 for a single model (no extra work)
@@ -86,6 +90,7 @@ class PairFFKit : public Pair {
   void load_model(const std::string &file);
   int resolve_threads() const;
   int64_t build_graph(int &ncompact, int &nlocal_compact);
+  template <class Visit> void for_model_neighbours(int i, Visit &&visit) const;
   void add_edges(int ci, bool watch, int64_t &nedges, int64_t *centre, int64_t *neighbour, double &closest,
                  int &close_i, int &close_j);
   void report_close_contact(int i, int j);

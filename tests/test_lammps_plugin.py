@@ -170,6 +170,11 @@ def test_close_contact_below_the_training_data_warns_or_stops(tmp_path, referenc
     line = _refused(tmp_path, md_script(tmp_path / "close.data", model, pair_style="ffkit close stop", steps=0),
                     "0.5000 A apart at step 0", "closer than any O-H pair in the model's training data (0.8000 A)")
     assert "close stop" in line
+    # four copies (768 atoms: centres in three chunks of 256) searched by two threads name the pair one names
+    write_data(tmp_path / "close4.data", water.repeat((2, 2, 1)), WATER_SYMBOLS)
+    named = [_refused(tmp_path, md_script(tmp_path / "close4.data", model, pair_style=f"ffkit threads {n} close stop",
+                                          steps=0), "0.5000 A apart at step 0") for n in (1, 2)]
+    assert named[0] == named[1]
     out = run_lmp(tmp_path, md_script(tmp_path / "close.data", model, steps=5))
     assert out.count("closer than any O-H pair") == 1 and "further close contacts are not reported" in out
     assert "closer than" not in run_lmp(tmp_path, md_script(tmp_path / "close.data", model,
