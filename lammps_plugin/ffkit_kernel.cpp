@@ -141,25 +141,29 @@ template <int KC, int LC, int GC> struct EdgeSizes {
 };
 
 /* z = bias + W x for W stored [n_in][n_out] (bias may be null: zero), in blocks of B outputs whose
-   sums stay in registers (B = 32: four independent vector chains) */
-template <int B>
-int dense_blocks(const double *__restrict wt, const double *__restrict bias, const double *__restrict x, int n_in,
+   sums stay in registers (B = 32: four independent vector chains). W holds doubles, or floats when
+   every weight is a float32 value (float32 artifacts): each is widened exactly, so the sums are the
+   same, and the matrix, which the products stream from cache for every atom, is half the size. */
+template <int B, typename W>
+int dense_blocks(const W *__restrict wt, const double *__restrict bias, const double *__restrict x, int n_in,
                  int n_out, int o0, double *__restrict z)
 {
   for (; o0 + B <= n_out; o0 += B) {
     double acc[B];
     for (int c = 0; c < B; c++) acc[c] = bias ? bias[o0 + c] : 0.0;
     for (int j = 0; j < n_in; j++) {
-      const double xj = x[j], *w = wt + static_cast<std::size_t>(j) * n_out + o0;
-      for (int c = 0; c < B; c++) acc[c] += xj * w[c];
+      const double xj = x[j];
+      const W *w = wt + static_cast<std::size_t>(j) * n_out + o0;
+      for (int c = 0; c < B; c++) acc[c] += xj * static_cast<double>(w[c]);
     }
     for (int c = 0; c < B; c++) z[o0 + c] = acc[c];
   }
   return o0;
 }
 
-void dense(const double *__restrict wt, const double *__restrict bias, const double *__restrict x, int n_in,
-           int n_out, double *__restrict z)
+template <typename W>
+void dense(const W *__restrict wt, const double *__restrict bias, const double *__restrict x, int n_in, int n_out,
+           double *__restrict z)
 {
   int o0 = dense_blocks<32>(wt, bias, x, n_in, n_out, 0, z);
   o0 = dense_blocks<8>(wt, bias, x, n_in, n_out, o0, z);
@@ -167,10 +171,10 @@ void dense(const double *__restrict wt, const double *__restrict bias, const dou
     double part[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     int j = 0;
     for (; j + 8 <= n_in; j += 8)
-      for (int c = 0; c < 8; c++) part[c] += x[j + c] * wt[static_cast<std::size_t>(j + c) * n_out + o];
+      for (int c = 0; c < 8; c++) part[c] += x[j + c] * static_cast<double>(wt[static_cast<std::size_t>(j + c) * n_out + o]);
     double sum = bias ? bias[o] : 0.0;
     for (int c = 0; c < 8; c++) sum += part[c];
-    for (; j < n_in; j++) sum += x[j] * wt[static_cast<std::size_t>(j) * n_out + o];
+    for (; j < n_in; j++) sum += x[j] * static_cast<double>(wt[static_cast<std::size_t>(j) * n_out + o]);
     z[o] = sum;
   }
 }
@@ -323,6 +327,12 @@ void FFKitKernel::load(const json &spec)
           l.weight_t.resize(l.weight.size());
           for (int o = 0; o < l.n_out; o++)
             for (int j = 0; j < l.n_in; j++) l.weight_t[static_cast<std::size_t>(j) * l.n_out + o] = l.weight[o * l.n_in + j];
+          l.single = std::all_of(l.weight.begin(), l.weight.end(),
+                                 [](double w) { return static_cast<double>(static_cast<float>(w)) == w; });
+          if (l.single) {
+            l.weight_f.assign(l.weight.begin(), l.weight.end());
+            l.weight_t_f.assign(l.weight_t.begin(), l.weight_t.end());
+          }
           n_in = l.n_out;
           layers.push_back(std::move(l));
         }
@@ -622,7 +632,10 @@ void FFKitKernel::moment_centre(const MomentTerm &t, int si, const double *vecto
   for (int L = 0; L < nlayers; L++) {
     const Layer &layer = net[L];
     s.z[L].resize(layer.n_out);
-    dense(layer.weight_t.data(), layer.bias.data(), s.a[L].data(), layer.n_in, layer.n_out, s.z[L].data());
+    if (layer.single)
+      dense(layer.weight_t_f.data(), layer.bias.data(), s.a[L].data(), layer.n_in, layer.n_out, s.z[L].data());
+    else
+      dense(layer.weight_t.data(), layer.bias.data(), s.a[L].data(), layer.n_in, layer.n_out, s.z[L].data());
     if (L + 1 < nlayers) {
       s.a[L + 1].resize(layer.n_out);
       for (int o = 0; o < layer.n_out; o++) s.a[L + 1][o] = s.z[L][o] * sigmoid(s.z[L][o]);
@@ -636,7 +649,10 @@ void FFKitKernel::moment_centre(const MomentTerm &t, int si, const double *vecto
   for (int L = nlayers - 1; L >= 0; L--) {
     const Layer &layer = net[L];
     s.gin.resize(layer.n_in);
-    dense(layer.weight.data(), nullptr, s.g.data(), layer.n_out, layer.n_in, s.gin.data());
+    if (layer.single)
+      dense(layer.weight_f.data(), nullptr, s.g.data(), layer.n_out, layer.n_in, s.gin.data());
+    else
+      dense(layer.weight.data(), nullptr, s.g.data(), layer.n_out, layer.n_in, s.gin.data());
     if (L > 0) {
       const std::vector<double> &zp = s.z[L - 1];
       for (int j = 0; j < layer.n_in; j++) {

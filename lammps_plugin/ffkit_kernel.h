@@ -39,6 +39,8 @@ class FFKitKernel {
     int n_in = 0, n_out = 0;
     std::vector<double> weight, bias;    // weight [n_out][n_in]
     std::vector<double> weight_t;        // the same transposed, [n_in][n_out]: forward products vectorise
+    bool single = false;                 // every weight is a float32 value: the products read these copies
+    std::vector<float> weight_f, weight_t_f;
   };
   struct MomentTerm {    // a three_body term, or a many_body one (n_coupled > 0)
     double cutoff = 0.0, prefactor = 0.0, frequency = 0.0, p = 6.0;
