@@ -1,4 +1,4 @@
-"""A compiled model's parameters as plain numbers, for the LAMMPS plugin's hand-written kernel.
+"""A compiled model's parameters, exactly, for the LAMMPS plugin's hand-written kernel.
 
 The kernel (lammps_plugin/ffkit_kernel.cpp) evaluates the spline pair table, the 3-body moment
 term and the many-body term (3-body plus 4-body invariants) with forces from a hand-written adjoint
@@ -6,8 +6,8 @@ pass, in double, with no autograd and no TorchScript in the MD step (issue #18: 
 costs 2-3x the forward). It runs models made of those term types (`mm`, `fast`, `balanced`,
 `accurate`); others (message passing, tensor messages) carry TorchScript alone.
 Arrays are stored exactly, as little-endian base64 of the tensor's own precision (float32 tensors
-in 4 bytes a number, which the kernel widens to double without rounding): a fifth of the size of
-decimal text.
+in 4 bytes a number, which the kernel widens to double without rounding): about a quarter of the
+size of the decimal text of version 1.
 Works on a Python model and on a loaded TorchScript artifact alike (terms are told by class name),
 so an artifact compiled before kernels existed gains one when `ffkit compile` recasts it. A committee's
 kernel lists its members' kernels (`"committee": [spec, ...]`): the plugin runs each and averages.
