@@ -528,7 +528,7 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
   if (model_layers > 1) {
     const int nfirst = static_cast<int>(lammps_of.size());
     for (int ci = nlocal_compact; ci < nfirst; ci++)
-      add_edges(ci, false, nedges, centre, neighbour, closest, close_i, close_j);
+      add_edges(ci, nedges, centre, neighbour);
   }
   if (nedges < capacity) std::memmove(centre + nedges, neighbour, nedges * sizeof(int64_t));
   ncompact = static_cast<int>(lammps_of.size());
@@ -555,23 +555,12 @@ template <class Visit> void PairFFKit::for_model_neighbours(int i, Visit &&visit
   }
 }
 
-/* Edges from graph atom ci (LAMMPS atom lammps_of[ci]; the ghost centres of message passing) to each
-   model-type neighbour within the model cutoff; neighbours not yet in the graph are appended to it.
-   With `watch`, tracks the closest approach relative to the training data's (closest, close_i, close_j). */
-void PairFFKit::add_edges(int ci, bool watch, int64_t &nedges, int64_t *centre, int64_t *neighbour, double &closest,
-                          int &close_i, int &close_j)
+/* Edges from graph atom ci (LAMMPS atom lammps_of[ci]; the ghost centres of message passing, whose
+   close contacts their owners report) to each model-type neighbour within the model cutoff; neighbours
+   not yet in the graph are appended to it. */
+void PairFFKit::add_edges(int ci, int64_t &nedges, int64_t *centre, int64_t *neighbour)
 {
-  const int nspecies = static_cast<int>(model_symbols.size());
-  const int i = lammps_of[ci];
-  for_model_neighbours(i, [&](int j, int s, double r2) {
-    if (watch) {
-      const double known = min_dist2[species_buf[ci] * nspecies + s];
-      if (known > 0.0 && r2 < closest * known) {
-        closest = r2 / known;
-        close_i = i;
-        close_j = j;
-      }
-    }
+  for_model_neighbours(lammps_of[ci], [&](int j, int s, double) {
     int cj = compact_of[j];
     if (cj < 0) {
       cj = compact_of[j] = static_cast<int>(lammps_of.size());

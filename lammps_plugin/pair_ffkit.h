@@ -91,8 +91,7 @@ class PairFFKit : public Pair {
   int resolve_threads() const;
   int64_t build_graph(int &ncompact, int &nlocal_compact);
   template <class Visit> void for_model_neighbours(int i, Visit &&visit) const;
-  void add_edges(int ci, bool watch, int64_t &nedges, int64_t *centre, int64_t *neighbour, double &closest,
-                 int &close_i, int &close_j);
+  void add_edges(int ci, int64_t &nedges, int64_t *centre, int64_t *neighbour);
   void report_close_contact(int i, int j);
   torch::Tensor model_input(const std::vector<double> &values, int64_t rows);
   torch::Tensor positions_tensor(int ncompact);
