@@ -45,8 +45,9 @@ def measured_peer_points(path, test_hash: str, accurate_us: float | None = None)
 
     Their cost is one energy + forces call through the peer's own ASE calculator on the same box
     (not an MD step inside LAMMPS), timed beside ffkit `accurate`'s call in the same peers.py run.
-    With `accurate_us` (ffkit `accurate`'s MD step timed in this front's run) a peer is placed at that
-    ratio times `accurate_us`, so machines and runs do not mix; records on other test frames are left out."""
+    That call is `accurate`'s TorchScript artifact, so with `accurate_us` (ffkit `accurate`'s MD step on
+    its TorchScript path, timed in this front's run) a peer is placed at that ratio times `accurate_us`:
+    machines and runs do not mix. Records on other test frames are left out."""
     from .errors import FFKitError
 
     try:
@@ -166,7 +167,7 @@ def write_tables(records: Sequence[dict], peers: Sequence[dict], stem: Path, anc
                      "(benchmarks/results/peers.md); their cost is one energy + forces call on the same box "
                      "through their ASE calculator, 1 thread, not an MD step in LAMMPS"
                      + ("; shown as its ratio to ffkit `accurate`'s call in that run times `accurate`'s MD step in "
-                        "this one" if any(p.get("scaled_to_accurate") for p in peers) else "") + ".")
+                        "this one, on its TorchScript path (the path that call takes)" if any(p.get("scaled_to_accurate") for p in peers) else "") + ".")
     Path(f"{stem}.md").write_text("\n".join(lines).lstrip("\n") + "\n")
 
 

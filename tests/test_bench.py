@@ -78,6 +78,31 @@ def test_bench_with_artifacts(ethanol, tmp_path):
 
 
 @pytest.mark.slow
+def test_bench_places_measured_peers_by_accurates_torchscript_step(ethanol, tmp_path):
+    """peers.py times a peer's call against `accurate`'s TorchScript call, so the front scales that ratio by
+    `accurate`'s MD step on the TorchScript path (timed in the same run), not by its kernel step."""
+    from ffkit.datasets import dataset_hash
+
+    peers = tmp_path / "peers.json"
+    peers.write_text(json.dumps([{"peer": "mace", "budget": "tier", "dataset": "rmd17_ethanol",
+                                  "test_sha256": dataset_hash(read_frames(ethanol["test"])), "f_mae_meV_A": 20.0,
+                                  "e_mae_meV": 5.0, "us_per_atom": 300.0, "accurate_us_same_run": 100.0}]))
+    stem = tmp_path / "pareto_ethanol"
+    code = main(["bench", "--data", str(ethanol["train"]), "--test", str(ethanol["test"]), "--models",
+                 str(MODELS / "rmd17_ethanol_fast.pt"), str(MODELS / "rmd17_ethanol_accurate.pt"), "--atoms", "150",
+                 "--steps", "3", "--repeats", "1", "--peers", str(peers), "--out", str(stem), "--no-progress"])
+    assert code == 0
+    result = json.loads(Path(f"{stem}.json").read_text())
+    fast, accurate = result["tiers"]
+    assert "torchscript_us_per_atom_step" not in fast
+    assert accurate["torchscript_us_per_atom_step"] > 0
+    assert accurate["torchscript_us_per_atom_step"] != accurate["us_per_atom_step"]   # two runs, two paths
+    mace = next(p for p in result["peers"] if p.get("measured"))
+    assert mace["us_per_atom_step"] == pytest.approx(3.0 * accurate["torchscript_us_per_atom_step"])
+    assert "on its TorchScript path" in Path(f"{stem}.md").read_text()
+
+
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:reference energies")
 def test_bench_trains_on_water_and_splits_off_a_test_set(reference_data, tmp_path):
     data = tmp_path / "water.xyz"

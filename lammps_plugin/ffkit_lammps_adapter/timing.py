@@ -192,10 +192,12 @@ def write_spce_data(atoms, path: Path) -> None:
     Path(path).write_text("\n".join(text))
 
 
-def time_models(models, system, work: Path, repeats: int, steps, progress: bool):
+def time_models(models, system, work: Path, repeats: int, steps, progress: bool, torchscript_also=()):
     """`ffkit bench`'s timing: each (label, artifact, metadata) of `models` with `pair_style ffkit` on
     `system`, interleaved with the SPC/E anchor. Returns the anchor's record, one record per model
-    (µs/atom/step, ns/day, ratio_to_mm) and a sentence saying what the anchor ran on."""
+    (µs/atom/step, ns/day, ratio_to_mm) and a sentence saying what the anchor ran on. The models
+    labelled in `torchscript_also` are timed on `path torchscript` as well, in the same rounds; their
+    records carry it as torchscript_us_per_atom_step."""
     from ase.data import chemical_symbols
 
     lammps = work / "lammps"
@@ -212,6 +214,10 @@ def time_models(models, system, work: Path, repeats: int, steps, progress: bool)
     cases = [mm_anchor(lammps / "spce.data", lammps / "mm-anchor")]
     cases += [ml_case(f"ffkit {label}", lammps / "system.data", path, elements, lammps / label, tier=label)
               for label, path, _ in models]
+    also = [label for label, _, _ in models if label in torchscript_also]
+    cases += [ml_case(f"ffkit {label} torchscript", lammps / "system.data", path, elements,
+                      lammps / f"{label}_torchscript", path="torchscript")
+              for label, path, _ in models if label in torchscript_also]
     for case in cases:
         case.steps = steps or 0
     try:
@@ -220,5 +226,9 @@ def time_models(models, system, work: Path, repeats: int, steps, progress: bool)
         raise FFKitError(f"a timing run failed ({exc}); its input and log.lammps are in that folder; "
                          "a model that blows up in the box makes LAMMPS lose atoms") from None
     add_ratios(records, records[0])
-    return records[0], records[1:], note
+    timings = records[1:1 + len(models)]
+    by_label = {label: record for (label, _, _), record in zip(models, timings)}
+    for label, record in zip(also, records[1 + len(models):]):
+        by_label[label]["torchscript_us_per_atom_step"] = record["us_per_atom_step"]
+    return records[0], timings, note
 
