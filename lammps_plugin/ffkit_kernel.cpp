@@ -66,6 +66,13 @@ bool base64_decode(const std::string &text, std::vector<unsigned char> &out)
   return true;
 }
 
+const bool little_endian = [] {
+  const uint32_t probe = 1;
+  unsigned char first;
+  std::memcpy(&first, &probe, 1);
+  return first == 1;
+}();
+
 /* an array of `count` numbers: {"dtype": "float32" | "float64", "base64": little-endian bytes} (version 2),
    or a JSON list of numbers (version 1) */
 std::vector<double> numbers(const json &object, const char *key, const std::string &where, std::size_t count)
@@ -83,10 +90,7 @@ std::vector<double> numbers(const json &object, const char *key, const std::stri
     if (bytes.size() != count * width)
       fail(where, std::string("'") + key + "' must hold " + std::to_string(count) + " numbers, not " +
                       (bytes.size() % width ? std::to_string(bytes.size()) + " bytes" : std::to_string(bytes.size() / width)));
-    const uint32_t probe = 1;
-    unsigned char first;
-    std::memcpy(&first, &probe, 1);
-    if (first != 1) fail(where, "this plugin reads little-endian arrays only on a little-endian machine");
+    if (!little_endian) fail(where, "this plugin reads little-endian arrays only on a little-endian machine");
     std::vector<double> out(count);
     for (std::size_t k = 0; k < count; k++) {
       if (width == 4) {
@@ -180,6 +184,22 @@ void dense(const W *__restrict wt, const double *__restrict bias, const double *
 }
 
 }    // namespace
+
+void FFKitKernel::Layer::forward(const double *x, double *z) const
+{
+  if (single)
+    dense(weight_t_f.data(), bias.data(), x, n_in, n_out, z);
+  else
+    dense(weight_t.data(), bias.data(), x, n_in, n_out, z);
+}
+
+void FFKitKernel::Layer::adjoint(const double *g, double *gin) const
+{
+  if (single)
+    dense(weight_f.data(), nullptr, g, n_out, n_in, gin);
+  else
+    dense(weight.data(), nullptr, g, n_out, n_in, gin);
+}
 
 /* per-thread buffers of one centre's 3-body evaluation */
 struct FFKitKernel::Scratch {
@@ -332,6 +352,8 @@ void FFKitKernel::load(const json &spec)
           if (l.single) {
             l.weight_f.assign(l.weight.begin(), l.weight.end());
             l.weight_t_f.assign(l.weight_t.begin(), l.weight_t.end());
+            std::vector<double>().swap(l.weight);
+            std::vector<double>().swap(l.weight_t);
           }
           n_in = l.n_out;
           layers.push_back(std::move(l));
@@ -632,10 +654,7 @@ void FFKitKernel::moment_centre(const MomentTerm &t, int si, const double *vecto
   for (int L = 0; L < nlayers; L++) {
     const Layer &layer = net[L];
     s.z[L].resize(layer.n_out);
-    if (layer.single)
-      dense(layer.weight_t_f.data(), layer.bias.data(), s.a[L].data(), layer.n_in, layer.n_out, s.z[L].data());
-    else
-      dense(layer.weight_t.data(), layer.bias.data(), s.a[L].data(), layer.n_in, layer.n_out, s.z[L].data());
+    layer.forward(s.a[L].data(), s.z[L].data());
     if (L + 1 < nlayers) {
       s.a[L + 1].resize(layer.n_out);
       for (int o = 0; o < layer.n_out; o++) s.a[L + 1][o] = s.z[L][o] * sigmoid(s.z[L][o]);
@@ -649,10 +668,7 @@ void FFKitKernel::moment_centre(const MomentTerm &t, int si, const double *vecto
   for (int L = nlayers - 1; L >= 0; L--) {
     const Layer &layer = net[L];
     s.gin.resize(layer.n_in);
-    if (layer.single)
-      dense(layer.weight_f.data(), nullptr, s.g.data(), layer.n_out, layer.n_in, s.gin.data());
-    else
-      dense(layer.weight.data(), nullptr, s.g.data(), layer.n_out, layer.n_in, s.gin.data());
+    layer.adjoint(s.g.data(), s.gin.data());
     if (L > 0) {
       const std::vector<double> &zp = s.z[L - 1];
       for (int j = 0; j < layer.n_in; j++) {

@@ -35,12 +35,17 @@ class FFKitKernel {
     int n_knots = 0;
     std::vector<double> coefficients;    // [(a * S + b) * n_knots + k][4]
   };
+  /* a dense layer: weight [n_out][n_in] and its transpose [n_in][n_out] (forward products vectorise), held
+     in float when every weight is a float32 value (float32 artifacts: the same sums, half the memory the
+     products stream), else in double; only one of the two pairs is filled */
   struct Layer {
     int n_in = 0, n_out = 0;
-    std::vector<double> weight, bias;    // weight [n_out][n_in]
-    std::vector<double> weight_t;        // the same transposed, [n_in][n_out]: forward products vectorise
-    bool single = false;                 // every weight is a float32 value: the products read these copies
+    std::vector<double> bias;
+    bool single = false;
+    std::vector<double> weight, weight_t;
     std::vector<float> weight_f, weight_t_f;
+    void forward(const double *x, double *z) const;     // z = W x + bias
+    void adjoint(const double *g, double *gin) const;   // gin = W^T g
   };
   struct MomentTerm {    // a three_body term, or a many_body one (n_coupled > 0)
     double cutoff = 0.0, prefactor = 0.0, frequency = 0.0, p = 6.0;
