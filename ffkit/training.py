@@ -260,9 +260,11 @@ class Trainer:
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
 
     def _restore(self, ckpt: Dict[str, Any]) -> None:
-        # runs saved before configs made their data paths absolute hold them as typed
+        # runs saved before configs made their data paths absolute hold them as typed. Runs that record
+        # their frames' hash are checked by it, not by path, so a run or its data may move.
         saved = {**ckpt["config"], "data": absolute_path(ckpt["config"].get("data"))}
-        for key in ("tier", "terms", "seed", "batch_size", "dtype", "data"):
+        keys = ("tier", "terms", "seed", "batch_size", "dtype") + (() if "data_hash" in ckpt else ("data",))
+        for key in keys:
             if saved.get(key) != getattr(self.cfg, key):
                 raise FFKitError(f"--resume with a different {key} ({getattr(self.cfg, key)!r}) than the run in "
                                  f"{self.out} ({saved.get(key)!r}); resume with the same settings or start a new run")

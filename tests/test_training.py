@@ -269,6 +269,19 @@ def test_a_run_keeps_its_data_path_absolute_so_it_resumes_from_anywhere(tmp_path
     assert TrainConfig(data="d.xyz", valid=None).data == os.path.abspath("d.xyz")
 
 
+def test_a_moved_run_resumes_with_its_moved_data(tmp_path):
+    # the frames' hash identifies the data, not its path: a run folder and its data may move together
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    (old / "train.xyz").write_text(open(ETHANOL).read())
+    r = _ffkit(*[a if a != ETHANOL else old / "train.xyz" for a in _train_args(old / "run", 1)])
+    assert r.returncode == 0, r.stderr
+    old.rename(new)
+    r = _ffkit(*[a if a != ETHANOL else new / "train.xyz" for a in _train_args(new / "run", 2, ["--resume"])])
+    assert r.returncode == 0, r.stderr
+    assert read_checkpoint(new / "run" / "last.pt")["epoch"] == 2
+
+
 def test_cli_errors_are_clear(tmp_path):
     r = _ffkit("train", "--data", ETHANOL, "--tier", "huge", "--out", tmp_path / "x")
     assert r.returncode == 2 and "unknown tier 'huge'" in r.stderr and "accurate" in r.stderr
