@@ -2,10 +2,11 @@
 trained on the QM frames alone, both tested against QM.
 
     python benchmarks/distill.py [--datasets rmd17_ethanol water_deepmd] [--tier fast]
-                                 [--frames 5000] [--baseline] [--out benchmarks/results]
+                                 [--teacher accurate] [--frames 5000] [--baseline] [--out benchmarks/results]
 
-Teacher: the committed `accurate` artifact of the data set (benchmarks/models, trained by
-benchmarks/accuracy.py). Student: `ffkit distill` with its defaults (NVT MD at 300, 600 and 900 K,
+Teacher: a committed artifact of the data set (benchmarks/models, trained by benchmarks/accuracy.py):
+`accurate` by default, or e.g. `--teacher accurate_x2` (the ×2 committee, which can teach an
+`accurate` student: `--tier accurate`). Student: `ffkit distill` with its defaults (NVT MD at 300, 600 and 900 K,
 --frames teacher MD frames, 500 rattled/strained frames, QM weight 3) and the tier's default
 number of optimiser steps. Data and test frames as benchmarks/accuracy.py: rMD17 ethanol train.xyz
 (50 validation frames held out), tested on all of test_MD.xyz; water: the seeded 90/10 split.
@@ -105,8 +106,9 @@ def markdown(records) -> str:
              "F MAE vs teacher (meV/Å) | optimiser steps | NVT 300 K 100 ps / 600 K 20 ps |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in records:
+        model = r["model"] if r["model"] != "QM only" else f"{r.get('tier', 'fast')}, QM only"
         vs_teacher = f"{r['f_mae_vs_teacher_meV_A']:.2f}" if r.get("f_mae_vs_teacher_meV_A") is not None else "–"
-        lines.append(f"| {r['dataset']} | {r['model']} | {r['teacher_md_frames']} | {r['training_frames']} | "
+        lines.append(f"| {r['dataset']} | {model} | {r['teacher_md_frames']} | {r['training_frames']} | "
                      f"{r['f_mae_meV_A']:.2f} | {r['e_mae_meV']:.2f} | {vs_teacher} | {r['steps']} | "
                      f"{' / '.join((r.get('stability') or {}).values()) or '–'} |")
     return "\n".join(lines) + "\n"
@@ -115,9 +117,12 @@ def markdown(records) -> str:
 def save(record, out: Path) -> None:
     path = out / "distill.json"
     records = json.loads(path.read_text()) if path.is_file() else []
-    key = (record["dataset"], record["model"], record["teacher_md_frames"])
-    records = [r for r in records if (r["dataset"], r["model"], r["teacher_md_frames"]) != key] + [record]
-    records.sort(key=lambda r: (r["dataset"], r["model"] != "QM only", r["teacher_md_frames"]))
+    def key(r):
+        return r["dataset"], r.get("tier", "fast"), r["model"], r["teacher_md_frames"]
+
+    records = [r for r in records if key(r) != key(record)] + [record]
+    records.sort(key=lambda r: (r["dataset"], r.get("tier", "fast") != "fast", r["model"] != "QM only",
+                                r["model"], r["teacher_md_frames"]))
     path.write_text(json.dumps(records, indent=1) + "\n")
     (out / "distill.md").write_text(markdown(records))
     print(markdown([record]), flush=True)
@@ -127,6 +132,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=["rmd17_ethanol"], choices=["rmd17_ethanol", "water_deepmd"])
     ap.add_argument("--tier", default="fast")
+    ap.add_argument("--teacher", default="accurate", help="committed artifact benchmarks/models/DATASET_TEACHER.pt")
     ap.add_argument("--frames", nargs="+", type=int, default=[5000], help="teacher MD frames (one student each)")
     ap.add_argument("--baseline", action="store_true", help="also train the tier on the QM frames alone")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
@@ -137,20 +143,22 @@ def main() -> int:
     for name, train_file, test_frames in datasets(WORK, args.datasets):
         work = WORK / name
         work.mkdir(parents=True, exist_ok=True)
-        teacher = ROOT / "benchmarks" / "models" / f"{name}_accurate.pt"
+        teacher = ROOT / "benchmarks" / "models" / f"{name}_{args.teacher}.pt"
+        # the teacher's own 300 K trajectory the students are compared on
+        teacher_md = work / ("teacher_300K" if args.teacher == "accurate" else f"teacher_300K_{args.teacher}")
         periodic = bool(test_frames[0].pbc.all())
         n_valid = 20 if periodic else 50
         for frames in args.frames:
-            run = work / f"{args.tier}_{frames}"
+            run = work / (f"{args.tier}_{frames}" + ("" if args.teacher == "accurate" else f"_from_{args.teacher}"))
             plan = DistillPlan(teacher=str(teacher), data=str(train_file), tier=args.tier, md_frames=frames,
                                n_valid=n_valid)
             summary = distill(plan, run, resume=(run / "plan.json").is_file())
             result = evaluate_model(run / "student.pt", test_frames)["metrics"]
             start = read_frames(train_file, index=0)[0]
-            save({"dataset": name, "model": f"{args.tier} distilled from accurate", "teacher_md_frames": frames,
+            save({"dataset": name, "tier": args.tier, "model": f"{args.tier} distilled from {args.teacher}",
+                  "teacher_md_frames": frames,
                   "training_frames": summary["frames"]["training_frames"], **result,
-                  "f_mae_vs_teacher_meV_A": error_against_teacher(run / "student.pt", teacher, start,
-                                                                  work / "teacher_300K"),
+                  "f_mae_vs_teacher_meV_A": error_against_teacher(run / "student.pt", teacher, start, teacher_md),
                   "steps": summary["steps"], "frames": summary["frames"], "n_test": len(test_frames),
                   "stability": stability(run / "student.pt", start, run / "stability")}, out)
         if args.baseline:
@@ -162,10 +170,9 @@ def main() -> int:
             compile_model(model, run / "model.pt", dtype="float32", checkpoint=ckpt)
             result = evaluate_model(run / "model.pt", test_frames)["metrics"]
             start = read_frames(train_file, index=0)[0]
-            save({"dataset": name, "model": "QM only", "teacher_md_frames": 0,
+            save({"dataset": name, "tier": args.tier, "model": "QM only", "teacher_md_frames": 0,
                   "training_frames": len(read_frames(train_file)) - n_valid, **result,
-                  "f_mae_vs_teacher_meV_A": error_against_teacher(run / "model.pt", teacher, start,
-                                                                  work / "teacher_300K"),
+                  "f_mae_vs_teacher_meV_A": error_against_teacher(run / "model.pt", teacher, start, teacher_md),
                   "steps": summary["steps"], "n_test": len(test_frames),
                   "stability": stability(run / "model.pt", start, run / "stability")}, out)
     return 0
