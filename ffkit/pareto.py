@@ -163,11 +163,12 @@ def write_tables(records: Sequence[dict], peers: Sequence[dict], stem: Path, anc
     if any(not p.get("measured") for p in peers):
         lines.append(f"\nPublished peers: {PEER_SOURCE}.")
     if any(p.get("measured") for p in peers):
+        scaled = any(p.get("scaled_to_accurate") for p in peers)
         lines.append("\nMeasured peers: trained and tested here on the same frames by benchmarks/peers.py "
                      "(benchmarks/results/peers.md); their cost is one energy + forces call on the same box "
                      "through their ASE calculator, 1 thread, not an MD step in LAMMPS"
                      + ("; shown as its ratio to ffkit `accurate`'s call in that run times `accurate`'s MD step in "
-                        "this one, on its TorchScript path (the path that call takes)" if any(p.get("scaled_to_accurate") for p in peers) else "") + ".")
+                        "this one, on its TorchScript path (the path that call takes)" if scaled else "") + ".")
     Path(f"{stem}.md").write_text("\n".join(lines).lstrip("\n") + "\n")
 
 
