@@ -145,7 +145,7 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         teacher = ROOT / "benchmarks" / "models" / f"{name}_{args.teacher}.pt"
         # the teacher's own 300 K trajectory the students are compared on
-        teacher_md = work / ("teacher_300K" if args.teacher == "accurate" else f"teacher_300K_{args.teacher}")
+        teacher_md = work / f"teacher_300K_{args.teacher}"
         periodic = bool(test_frames[0].pbc.all())
         n_valid = 20 if periodic else 50
         for frames in args.frames:
