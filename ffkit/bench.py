@@ -226,22 +226,26 @@ def run_bench(args) -> int:
         print(f"ffkit bench: artifacts in {work / 'models'}; time them again with --models {work / 'models'}/*.pt")
 
     accuracy = measure_accuracy(models, test_frames, args.progress)
+    measured = []
+    if args.peers:  # read before the timing, so that a wrong --peers fails before it
+        from .datasets import dataset_hash
+        from .pareto import measured_peer_points
+
+        test_hash = dataset_hash(test_frames)
+        measured = measured_peer_points(args.peers, test_hash)
     lammps = engine("lammps", needs="time_models")
     # measured peers are placed by their call's ratio to accurate's TorchScript call (benchmarks/peers.py),
-    # so accurate's MD step on that path is timed too
+    # so accurate's MD step on that path is timed too when a peer was measured on these test frames
     anchor, timings, anchor_note = lammps.time_models(models, system, work, args.repeats, args.steps, args.progress,
-                                                      torchscript_also=("accurate",) if args.peers else ())
+                                                      torchscript_also=("accurate",) if measured else ())
     records = [{**timing, "model": str(path), "dtype": meta["dtype"], "n_params": meta.get("n_params"),
                 "cutoff_A": meta["cutoff"], **metrics, "n_test": len(test_frames)}
                for (_, path, meta), metrics, timing in zip(models, accuracy, timings)]
     ethanol = not frames[0].pbc.any() and frames[0].to_atoms().get_chemical_formula(mode="hill") == "C2H6O"
     peers = peer_points() if ethanol else []
-    if args.peers:
-        from .datasets import dataset_hash
-        from .pareto import measured_peer_points
-
+    if measured:
         accurate_us = next((r["torchscript_us_per_atom_step"] for r in records if r["tier"] == "accurate"), None)
-        peers += measured_peer_points(args.peers, dataset_hash(test_frames), accurate_us)
+        peers += measured_peer_points(args.peers, test_hash, accurate_us)
     steps = f"{args.steps} steps" if args.steps else "steps calibrated to ~4 s a run"
     setup = {"training data": f"{args.data} ({len(frames)} frames)",
              "test data": f"{test_note} ({len(test_frames)} frames); E per structure, F per component",

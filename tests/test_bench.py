@@ -124,13 +124,15 @@ def test_bench_trains_on_water_and_splits_off_a_test_set(reference_data, tmp_pat
     ("missing data", "file not found"),
     ("both", "not both"),
     ("repeats", "--repeats must be at least 1"),
+    ("peers", "not a readable peers.json"),
 ])
 def test_bench_refuses_bad_input(case, message, ethanol, tmp_path, capsys):
     models = {"species": [str(MODELS / "water_deepmd_fast.pt")], "missing model": [str(tmp_path / "nope.pt")]}
     argv = ["bench", "--data", str(ethanol["train"] if case != "missing data" else tmp_path / "absent.xyz"),
             "--test", str(ethanol["test"]), "--models", *models.get(case, [str(MODELS / "rmd17_ethanol_mm.pt")]),
             "--atoms", "50", "--out", str(tmp_path / "out")]
-    argv += {"both": ["--tiers", "fast"], "repeats": ["--repeats", "0"]}.get(case, [])
+    argv += {"both": ["--tiers", "fast"], "repeats": ["--repeats", "0"],
+             "peers": ["--peers", str(tmp_path / "absent.json")]}.get(case, [])
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err, err
