@@ -2,7 +2,8 @@
 trained on the QM frames alone, both tested against QM.
 
     python benchmarks/distill.py [--datasets rmd17_ethanol water_deepmd] [--tier fast]
-                                 [--teacher accurate] [--frames 5000] [--baseline] [--out benchmarks/results]
+                                 [--teacher accurate] [--frames 5000] [--baseline] [--seed 0]
+                                 [--max-spread EV_PER_A] [--out benchmarks/results]
 
 Teacher: a committed artifact of the data set (benchmarks/models, trained by benchmarks/accuracy.py):
 `accurate` by default, or e.g. `--teacher accurate_x2` (the ×2 committee, which can teach an
@@ -135,6 +136,10 @@ def main() -> int:
     ap.add_argument("--teacher", default="accurate", help="committed artifact benchmarks/models/DATASET_TEACHER.pt")
     ap.add_argument("--frames", nargs="+", type=int, default=[5000], help="teacher MD frames (one student each)")
     ap.add_argument("--baseline", action="store_true", help="also train the tier on the QM frames alone")
+    ap.add_argument("--seed", type=int, default=0, help="the distillation's seed: validation split, MD starts "
+                    "and velocities, perturbations and the student's initial weights")
+    ap.add_argument("--max-spread", type=float, help="eV/Å: drop teacher frames where a committee teacher's force "
+                    "spread is larger")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
     out = Path(args.out)
@@ -149,14 +154,18 @@ def main() -> int:
         periodic = bool(test_frames[0].pbc.all())
         n_valid = 20 if periodic else 50
         for frames in args.frames:
-            run = work / (f"{args.tier}_{frames}" + ("" if args.teacher == "accurate" else f"_from_{args.teacher}"))
+            variant = (f", seed {args.seed}" if args.seed else "") + \
+                (f", spread ≤ {args.max_spread:g} eV/Å" if args.max_spread is not None else "")
+            run = work / (f"{args.tier}_{frames}" + ("" if args.teacher == "accurate" else f"_from_{args.teacher}")
+                          + (f"_seed{args.seed}" if args.seed else "")
+                          + (f"_spread{args.max_spread:g}" if args.max_spread is not None else ""))
             plan = DistillPlan(teacher=str(teacher), data=str(train_file), tier=args.tier, md_frames=frames,
-                               n_valid=n_valid)
+                               n_valid=n_valid, seed=args.seed, max_spread=args.max_spread)
             summary = distill(plan, run, resume=(run / "plan.json").is_file())
             result = evaluate_model(run / "student.pt", test_frames)["metrics"]
             start = read_frames(train_file, index=0)[0]
-            save({"dataset": name, "tier": args.tier, "model": f"{args.tier} distilled from {args.teacher}",
-                  "teacher_md_frames": frames,
+            save({"dataset": name, "tier": args.tier, "model": f"{args.tier} distilled from {args.teacher}{variant}",
+                  "teacher_md_frames": frames, "seed": args.seed, "max_spread": args.max_spread,
                   "training_frames": summary["frames"]["training_frames"], **result,
                   "f_mae_vs_teacher_meV_A": error_against_teacher(run / "student.pt", teacher, start, teacher_md),
                   "steps": summary["steps"], "frames": summary["frames"], "n_test": len(test_frames),

@@ -66,7 +66,8 @@ def _frame(template, positions, energy, forces, source):
     from .datasets import Frame
 
     return Frame(numbers=np.asarray(template.numbers), positions=np.asarray(positions, dtype=np.float64),
-                 cell=np.asarray(template.cell, dtype=np.float64), pbc=np.asarray(template.pbc), energy=float(energy), forces=np.asarray(forces, dtype=np.float64), source=source)
+                 cell=np.asarray(template.cell, dtype=np.float64), pbc=np.asarray(template.pbc), energy=float(energy),
+                 forces=np.asarray(forces, dtype=np.float64), source=source)
 
 
 def sample_teacher(plan: DistillPlan, meta: Dict[str, Any], starts: List, run: Path, progress: bool) -> List:
@@ -88,8 +89,8 @@ def sample_teacher(plan: DistillPlan, meta: Dict[str, Any], starts: List, run: P
         start = starts[k % len(starts)]
         if not done.is_file():
             s = lammps.sample_md(plan.teacher, start.to_atoms(), meta["species_symbols"], work, temperature=t,
-                                 steps=per_run * plan.every, every=plan.every, seed=1000 + 100 * k + int(t),
-                                 committee=committee)
+                                 steps=per_run * plan.every, every=plan.every,
+                                 seed=1000 + 100 * k + int(t) + 10_000 * plan.seed, committee=committee)
             np.savez(work / "partial.npz", positions=s["positions"], forces=s["forces"], energies=s["energies"],
                      spread=s["spread"] if committee else np.zeros(0))
             (work / "partial.npz").replace(done)

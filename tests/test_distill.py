@@ -72,6 +72,17 @@ def test_resume_reuses_the_samples_and_other_settings_are_refused(run, capsys):
 
 
 @pytest.mark.slow
+def test_another_seed_draws_other_starts_and_velocities(run, tmp_path):
+    out = tmp_path / "seed1"
+    assert ffkit_main(["distill", str(MODELS / "rmd17_ethanol_fast.pt"), "--out", str(out), *SMALL, "--seed", "1"]) == 0
+    velocity = [next(line for line in (r / "md" / "T300_0" / "in.lmp").read_text().splitlines()
+                     if line.startswith("velocity")) for r in (run, out)]
+    assert velocity[0] != velocity[1]
+    first = [read_frames(r / "data" / "valid.xyz") for r in (run, out)]
+    assert not np.allclose(first[0][0].positions, first[1][0].positions)  # another validation split
+
+
+@pytest.mark.slow
 def test_a_committee_teachers_spread_drops_frames(tmp_path):
     committee = tmp_path / "committee.pt"
     assert ffkit_main(["compile", str(MODELS / "rmd17_ethanol_fast.pt"), str(MODELS / "rmd17_ethanol_balanced.pt"),
