@@ -33,10 +33,11 @@ from ffkit.neighbors import ghost_layout  # noqa: E402
 DATA = ROOT / "data"
 
 
-def time_artifact(path: Path, atoms, cutoff: float, repeats: int, species=(1, 8)) -> float:
-    """Median seconds of one call on `atoms` (a periodic box); `species`: the model's atomic numbers, in order."""
+def time_artifact(path: Path, atoms, cutoff: float, repeats: int, species=(1, 8), layers: int = 1) -> float:
+    """Median seconds of one call on `atoms` (a periodic box); `species`: the model's atomic numbers, in order;
+    `layers`: 2 for a message-passing artifact, which needs the second shell of ghosts LAMMPS gives it."""
     module = torch.jit.load(str(path))
-    layout = ghost_layout(atoms.positions, np.asarray(atoms.cell), np.asarray(atoms.pbc), cutoff)
+    layout = ghost_layout(atoms.positions, np.asarray(atoms.cell), np.asarray(atoms.pbc), cutoff, layers)
     index = np.searchsorted(np.asarray(species), atoms.numbers)
     species = torch.from_numpy(index[layout.owner].astype(np.int64))
     positions = torch.from_numpy(layout.positions).float()

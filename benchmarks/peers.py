@@ -479,7 +479,8 @@ def time_ffkit(dataset: str, box: Path, repeats: int) -> list:
     records = []
     for path in sorted((ROOT / "benchmarks" / "models").glob(f"{dataset}_*.pt")):
         meta = read_metadata(path)
-        seconds = time_artifact(path, atoms, meta["cutoff"], repeats, species=meta["species"])
+        seconds = time_artifact(path, atoms, meta["cutoff"], repeats, species=meta["species"],
+                                layers=meta.get("layers", 1))
         records.append({"model": f"ffkit {path.stem.replace(dataset + '_', '')}", "atoms": len(atoms),
                         "us_per_atom": 1e6 * seconds / len(atoms),
                         "f_mae_meV_A": meta.get("test_metrics", {}).get("f_mae_meV_A"),
