@@ -72,14 +72,14 @@ def test_resume_reuses_the_samples_and_other_settings_are_refused(run, capsys):
 
 
 @pytest.mark.slow
-def test_another_seed_draws_other_starts_and_velocities(run, tmp_path):
+def test_another_seed_draws_other_velocities_and_validation_frames(run, tmp_path):
     out = tmp_path / "seed1"
     assert ffkit_main(["distill", str(MODELS / "rmd17_ethanol_fast.pt"), "--out", str(out), *SMALL, "--seed", "1"]) == 0
     velocity = [next(line for line in (r / "md" / "T300_0" / "in.lmp").read_text().splitlines()
                      if line.startswith("velocity")) for r in (run, out)]
     assert velocity[0] != velocity[1]
-    first = [read_frames(r / "data" / "valid.xyz") for r in (run, out)]
-    assert not np.allclose(first[0][0].positions, first[1][0].positions)  # another validation split
+    valid = [read_frames(r / "data" / "valid.xyz") for r in (run, out)]
+    assert not np.allclose(valid[0][0].positions, valid[1][0].positions)
 
 
 @pytest.mark.slow
