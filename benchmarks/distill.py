@@ -2,18 +2,21 @@
 trained on the QM frames alone, both tested against QM.
 
     python benchmarks/distill.py [--datasets rmd17_ethanol water_deepmd] [--tier fast]
-                                 [--teacher accurate] [--frames 5000] [--baseline] [--seed 0]
-                                 [--max-spread EV_PER_A] [--out benchmarks/results]
+                                 [--teacher accurate] [--sampler MODEL] [--frames 5000] [--baseline]
+                                 [--seed 0] [--max-spread EV_PER_A] [--out benchmarks/results]
 
 Teacher: a committed artifact of the data set (benchmarks/models, trained by benchmarks/accuracy.py):
 `accurate` by default, or e.g. `--teacher accurate_x2` (the ×2 committee, which can teach an
-`accurate` student: `--tier accurate`). Student: `ffkit distill` with its defaults (NVT MD at 300, 600 and 900 K,
---frames teacher MD frames, 500 rattled/strained frames, QM weight 3) and the tier's default
+`accurate` student: `--tier accurate`). Names joined by `+` (`--teacher accurate_x2+accurate_tensors`)
+make a committee of those artifacts, each weighing as one model; LAMMPS does not run a committee with a
+message-passing member, so such a teacher labels the MD of `--sampler` (a committed artifact).
+Student: `ffkit distill` with its defaults (NVT MD at 300, 600 and 900 K, --frames teacher MD
+frames, 500 rattled/strained frames, QM weight 3) and the tier's default
 number of optimiser steps. Data and test frames as benchmarks/accuracy.py: rMD17 ethanol train.xyz
 (50 validation frames held out), tested on all of test_MD.xyz; water: the seeded 90/10 split.
 
 Recorded per data set and frame count: the student's test errors against QM; its force error
-against the teacher on 200 frames of a separate 300 K teacher trajectory; its stability in
+against the teacher on 200 frames of a separate 300 K teacher (or sampler) trajectory; its stability in
 LAMMPS (NVT 100 ps at 300 K, 20 ps at 600 K, judged by `ffkit validate`); with --baseline, the
 same for the tier trained on the QM frames alone for the same optimiser steps, in the same run. Results
 merge into distill.json and distill.md (records not rerun are kept); runs stay in
@@ -35,8 +38,9 @@ from ffkit.artifact import compile_model  # noqa: E402
 from ffkit.calculator import FFKitCalculator  # noqa: E402
 from ffkit.checkpoints import load_checkpoint  # noqa: E402
 from ffkit.config import TrainConfig  # noqa: E402
+from ffkit.committee import compile_committee  # noqa: E402
 from ffkit.datasets import read_frames  # noqa: E402
-from ffkit.distill import DistillPlan, distill  # noqa: E402
+from ffkit.distill import DistillPlan, distill, label  # noqa: E402
 from ffkit.engines import engine  # noqa: E402
 from ffkit.evaluation import evaluate_model  # noqa: E402
 from ffkit.training import train  # noqa: E402
@@ -44,16 +48,20 @@ from ffkit.training import train  # noqa: E402
 WORK = ROOT / "benchmarks" / ".distill"
 
 
-def error_against_teacher(student: Path, teacher: Path, start, work: Path, frames: int = 200) -> float:
-    """Force MAE (meV/Å) of the student against the teacher on a 300 K teacher trajectory it never saw."""
+def error_against_teacher(student: Path, teacher: Path, start, work: Path, sampler=None, frames: int = 200) -> float:
+    """Force MAE (meV/Å) of the student against the teacher on a 300 K teacher (or sampler) trajectory it never
+    saw."""
     from ffkit.artifact import read_metadata
 
     done = work / "samples.npz"
     if not done.is_file():
         meta = read_metadata(teacher)
-        s = engine("lammps", needs="sample_md").sample_md(teacher, start.to_atoms(), meta["species_symbols"], work,
-                                                          temperature=300.0, steps=frames * 20, every=20,
-                                                          seed=777, committee="committee" in meta)
+        s = engine("lammps", needs="sample_md").sample_md(sampler or teacher, start.to_atoms(),
+                                                          meta["species_symbols"], work, temperature=300.0,
+                                                          steps=frames * 20, every=20, seed=777,
+                                                          committee="committee" in meta and not sampler)
+        if sampler:
+            s = {"positions": s["positions"], **label(teacher, s["positions"], start)}
         np.savez(done, positions=s["positions"], forces=s["forces"])
     samples = np.load(done)
     calc = FFKitCalculator(student)
@@ -129,11 +137,24 @@ def save(record, out: Path) -> None:
     print(markdown([record]), flush=True)
 
 
+def committed(dataset: str, names: str, work: Path) -> Path:
+    """The committed artifact `names` of `dataset`, or for A+B the committee of those (built in `work` once)."""
+    paths = [ROOT / "benchmarks" / "models" / f"{dataset}_{n}.pt" for n in names.split("+")]
+    if len(paths) == 1:
+        return paths[0]
+    out = work / f"teacher_{names}.pt"
+    if not out.is_file():
+        compile_committee(paths, out, dtype="float32")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=["rmd17_ethanol"], choices=["rmd17_ethanol", "water_deepmd"])
     ap.add_argument("--tier", default="fast")
-    ap.add_argument("--teacher", default="accurate", help="committed artifact benchmarks/models/DATASET_TEACHER.pt")
+    ap.add_argument("--teacher", default="accurate", help="committed artifact benchmarks/models/DATASET_TEACHER.pt; "
+                    "A+B: the committee of two of them")
+    ap.add_argument("--sampler", help="committed artifact whose MD draws the frames the teacher labels")
     ap.add_argument("--frames", nargs="+", type=int, default=[5000], help="teacher MD frames (one student each)")
     ap.add_argument("--baseline", action="store_true", help="also train the tier on the QM frames alone")
     ap.add_argument("--seed", type=int, default=0, help="the distillation's seed: validation split, MD starts "
@@ -148,27 +169,32 @@ def main() -> int:
     for name, train_file, test_frames in datasets(WORK, args.datasets):
         work = WORK / name
         work.mkdir(parents=True, exist_ok=True)
-        teacher = ROOT / "benchmarks" / "models" / f"{name}_{args.teacher}.pt"
-        # the teacher's own 300 K trajectory the students are compared on
-        teacher_md = work / f"teacher_300K_{args.teacher}"
+        teacher, sampler = committed(name, args.teacher, work), args.sampler and committed(name, args.sampler, work)
+        # the teacher's own (or its sampler's) 300 K trajectory the students are compared on
+        teacher_md = work / (f"teacher_300K_{args.teacher}" + (f"_on_{args.sampler}" if sampler else ""))
         periodic = bool(test_frames[0].pbc.all())
         n_valid = 20 if periodic else 50
         for frames in args.frames:
-            variant = (f", seed {args.seed}" if args.seed else "") + \
-                (f", spread ≤ {args.max_spread:g} eV/Å" if args.max_spread is not None else "")
+            variant = ((f" on the MD of {args.sampler}" if sampler else "")
+                       + (f", seed {args.seed}" if args.seed else "")
+                       + (f", spread ≤ {args.max_spread:g} eV/Å" if args.max_spread is not None else ""))
             run = work / (f"{args.tier}_{frames}" + ("" if args.teacher == "accurate" else f"_from_{args.teacher}")
+                          + (f"_on_{args.sampler}" if sampler else "")
                           + (f"_seed{args.seed}" if args.seed else "")
                           + (f"_spread{args.max_spread:g}" if args.max_spread is not None else ""))
             plan = DistillPlan(teacher=str(teacher), data=str(train_file), tier=args.tier, md_frames=frames,
-                               n_valid=n_valid, seed=args.seed, max_spread=args.max_spread)
+                               n_valid=n_valid, seed=args.seed, max_spread=args.max_spread,
+                               sampler=str(sampler) if sampler else None)
             summary = distill(plan, run, resume=(run / "plan.json").is_file())
             result = evaluate_model(run / "student.pt", test_frames)["metrics"]
             start = read_frames(train_file, index=0)[0]
             save({"dataset": name, "tier": args.tier, "model": f"{args.tier} distilled from {args.teacher}{variant}",
                   "teacher_md_frames": frames, "seed": args.seed, "max_spread": args.max_spread,
                   "training_frames": summary["frames"]["training_frames"], **result,
-                  "f_mae_vs_teacher_meV_A": error_against_teacher(run / "student.pt", teacher, start, teacher_md),
-                  "steps": summary["steps"], "frames": summary["frames"], "n_test": len(test_frames),
+                  "f_mae_vs_teacher_meV_A": error_against_teacher(run / "student.pt", teacher, start, teacher_md,
+                                                                  sampler),
+                  "sampler": args.sampler, "steps": summary["steps"], "frames": summary["frames"],
+                  "n_test": len(test_frames),
                   "stability": stability(run / "student.pt", start, run / "stability")}, out)
         if args.baseline:
             run = work / f"{args.tier}_qm_only"
@@ -181,7 +207,8 @@ def main() -> int:
             start = read_frames(train_file, index=0)[0]
             save({"dataset": name, "tier": args.tier, "model": "QM only", "teacher_md_frames": 0,
                   "training_frames": len(read_frames(train_file)) - n_valid, **result,
-                  "f_mae_vs_teacher_meV_A": error_against_teacher(run / "model.pt", teacher, start, teacher_md),
+                  "f_mae_vs_teacher_meV_A": error_against_teacher(run / "model.pt", teacher, start, teacher_md,
+                                                                  sampler),
                   "steps": summary["steps"], "n_test": len(test_frames),
                   "stability": stability(run / "model.pt", start, run / "stability")}, out)
     return 0

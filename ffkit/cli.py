@@ -117,7 +117,7 @@ def _distill(args) -> int:
     plan = DistillPlan(teacher=args.teacher, data=args.data, tier=args.tier, temperatures=args.temperatures,
                        md_frames=args.frames, starts=args.starts, every=args.every, rattled=args.rattled,
                        rattle_A=args.rattle, strain=args.strain, qm_weight=args.qm_weight, max_spread=args.max_spread,
-                       n_valid=args.n_valid, seed=args.seed)
+                       n_valid=args.n_valid, seed=args.seed, sampler=args.sampler)
     read_options = {k: v for k, v in (("energy_key", args.energy_key), ("forces_key", args.forces_key),
                                       ("energy_unit", args.energy_unit), ("length_unit", args.length_unit)) if v}
     summary = distill(plan, args.out, epochs=args.epochs, max_minutes=args.max_minutes, dtype=args.dtype,
@@ -214,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qm-weight", type=int, default=3, help="each QM training frame counts this many times")
     p.add_argument("--max-spread", type=float, help="eV/Å: drop frames where a committee teacher's force spread "
                    "is larger")
+    p.add_argument("--sampler", help="LAMMPS artifact whose MD draws the frames, which the teacher labels from "
+                   "Python (for a teacher LAMMPS does not run, e.g. a committee of message-passing models)")
     p.add_argument("--n-valid", type=int, default=50, help="QM frames held out to validate the student")
     p.add_argument("--epochs", type=int, help="student epochs (default: the tier's optimiser steps)")
     p.add_argument("--max-minutes", type=float)

@@ -60,6 +60,8 @@ def load_member(path, dtype: str) -> Tuple[nn.Module, Dict[str, Any]]:
     """One member as a LAMMPS-convention module in `dtype`, and its metadata; from a checkpoint or an artifact.
 
     A checkpoint is compiled exactly as `ffkit compile` compiles one model (pair terms tabulated), then loaded.
+    A committee artifact is one member too (its mean): a committee of unlike models, one of them an ensemble of
+    its own, weighs that ensemble as one model.
     """
     path = Path(path)
     if not path.is_file():
@@ -73,9 +75,6 @@ def load_member(path, dtype: str) -> Tuple[nn.Module, Dict[str, Any]]:
                           test_metrics=checkpoint_metrics(ckpt))
             return load_artifact(Path(tmp) / "member.pt", engine="lammps")
     module, meta = load_artifact(path, engine="lammps")
-    if "committee" in meta:
-        raise FFKitError(f"{path}: is itself a committee of {meta['committee'].get('size')} models; "
-                         "list its members' checkpoints instead")
     if meta.get("dtype") != dtype:
         raise FFKitError(f"{path}: artifact dtype is {meta.get('dtype')} (metadata.json 'dtype') but the committee "
                          f"is {dtype}; pass --dtype {meta.get('dtype')}, or the member's checkpoint")
@@ -123,7 +122,8 @@ def compile_committee(paths: Sequence, out, dtype: str = "float64") -> Dict[str,
         "paths": {"torchscript": ["forward", "forward_committee"]},
         "committee": {"size": len(members), "members": [
             {"source": Path(p).name, **{k: m.get(k) for k in ("tier", "cutoff", "n_params", "training_data_sha256",
-                                                               "test_metrics", "pair_table")}}
+                                                               "test_metrics", "pair_table")},
+             **({"committee_size": m["committee"]["size"]} if "committee" in m else {})}
             for p, m in zip(paths, metas)]},
     }
     files = {}

@@ -3,7 +3,9 @@
 An accurate artifact labels as many configurations as we like at MD cost. The teacher runs NVT MD
 in LAMMPS at several temperatures from the QM training frames (the labels are the energies and
 forces LAMMPS computed in that run), and labels rattled and strained copies of the QM frames from
-Python. The student trains on those frames together with the QM frames (repeated `qm_weight` times:
+Python. A teacher that LAMMPS does not run (a committee of message-passing models, an expensive
+ensemble) names a `sampler`: a LAMMPS artifact whose MD draws the frames, which the teacher then
+labels from Python. The student trains on those frames together with the QM frames (repeated `qm_weight` times:
 QM is the ground truth, the teacher an approximation of it), and is validated on held-out QM frames
 only. A committee teacher's force spread drops frames where the teacher itself is unsure.
 
@@ -42,6 +44,7 @@ class DistillPlan:
     strain: float = 0.03           # largest uniform strain of strained frames
     qm_weight: int = 3             # each QM training frame appears this many times
     max_spread: Optional[float] = None  # eV/Å: drop frames where a committee teacher's spread is larger
+    sampler: Optional[str] = None  # LAMMPS artifact whose MD draws the frames the teacher labels (default: the teacher)
     n_valid: int = 50              # QM frames held out for validation
     seed: int = 0
 
@@ -70,14 +73,32 @@ def _frame(template, positions, energy, forces, source):
                  forces=np.asarray(forces, dtype=np.float64), source=source)
 
 
+def label(teacher, positions, template) -> Dict[str, np.ndarray]:
+    """The teacher's energies, forces and force spreads (committees; else 0) of `positions` from Python."""
+    from .calculator import FFKitCalculator
+
+    calc = FFKitCalculator(teacher)
+    out: Dict[str, list] = {"energies": [], "forces": [], "spread": []}
+    for x in positions:
+        atoms = template.to_atoms()
+        atoms.positions = x
+        atoms.calc = calc
+        out["energies"].append(atoms.get_potential_energy())
+        out["forces"].append(atoms.get_forces())
+        out["spread"].append(calc.results.get("max_force_std", 0.0))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
 def sample_teacher(plan: DistillPlan, meta: Dict[str, Any], starts: List, run: Path, progress: bool) -> List:
-    """The teacher's own MD frames (energies and forces as LAMMPS computed them) and their spreads."""
+    """The teacher's MD frames (energies and forces as LAMMPS computed them, or as the teacher labels the MD
+    of `plan.sampler`) and their spreads."""
     from tqdm import tqdm
 
     from .engines import engine
 
     lammps = engine("lammps", needs="sample_md")
     committee = "committee" in meta
+    md_model = plan.sampler or plan.teacher
     runs = [(t, k) for t in plan.temperatures for k in range(plan.starts)]
     per_run = -(-plan.md_frames // len(runs)) if plan.md_frames else 0
     frames, spreads = [], []
@@ -88,9 +109,12 @@ def sample_teacher(plan: DistillPlan, meta: Dict[str, Any], starts: List, run: P
         done = work / "samples.npz"
         start = starts[k % len(starts)]
         if not done.is_file():
-            s = lammps.sample_md(plan.teacher, start.to_atoms(), meta["species_symbols"], work, temperature=t,
+            s = lammps.sample_md(md_model, start.to_atoms(), meta["species_symbols"], work, temperature=t,
                                  steps=per_run * plan.every, every=plan.every,
-                                 seed=1000 + 100 * k + int(t) + 10_000 * plan.seed, committee=committee)
+                                 seed=1000 + 100 * k + int(t) + 10_000 * plan.seed,
+                                 committee=committee and not plan.sampler)
+            if plan.sampler:
+                s = {"positions": s["positions"], **label(plan.teacher, s["positions"], start)}
             np.savez(work / "partial.npz", positions=s["positions"], forces=s["forces"], energies=s["energies"],
                      spread=s["spread"] if committee else np.zeros(0))
             (work / "partial.npz").replace(done)
@@ -143,7 +167,7 @@ def distill(plan: DistillPlan, out, *, epochs: Optional[int] = None, max_minutes
     from .checkpoints import load_checkpoint
     from .config import TrainConfig
     from .datasets import read_frames, split_frames, write_extxyz
-    from .engine_parity import write_proven
+    from .engine_parity import unchecked, write_proven
     from .training import train
 
     run = Path(out)
@@ -154,6 +178,18 @@ def distill(plan: DistillPlan, out, *, epochs: Optional[int] = None, max_minutes
     planned = {**asdict(plan), "temperatures": [float(t) for t in plan.temperatures],
                "teacher": str(Path(plan.teacher).resolve()), "teacher_sha256": _sha256(plan.teacher),
                "data": str(Path(plan.data).resolve()), "teacher_tier": meta.get("tier")}
+    cannot_run = unchecked(meta)
+    if cannot_run and not plan.sampler:
+        raise FFKitError(f"{plan.teacher}: {cannot_run['reason'].split(';')[0]}; give --sampler, a LAMMPS artifact "
+                         "whose MD draws the frames this teacher labels")
+    if plan.sampler:
+        sampler = read_metadata(plan.sampler)
+        missing = sorted(set(meta["species_symbols"]) - set(sampler.get("species_symbols") or []))
+        if sampler.get("engine") != "lammps" or missing:
+            raise FFKitError(f"{plan.sampler}: the sampler runs the MD in LAMMPS, so it must be a LAMMPS artifact "
+                             f"that knows the teacher's elements; it is a {sampler.get('engine')!r} artifact"
+                             + (f" without {' '.join(missing)} (metadata 'species_symbols')" if missing else ""))
+        planned.update(sampler=str(Path(plan.sampler).resolve()), sampler_sha256=_sha256(plan.sampler))
     plan_file = run / "plan.json"
     if plan_file.is_file() and not resume:
         raise FFKitError(f"{run} already holds a distillation ({plan_file}); continue it with --resume or choose a "
@@ -193,8 +229,8 @@ def distill(plan: DistillPlan, out, *, epochs: Optional[int] = None, max_minutes
                       tier=plan.tier, epochs=epochs, max_minutes=max_minutes, dtype=dtype, seed=plan.seed,
                       threads=threads, progress=progress,
                       provenance={"kind": "ffkit distill", **{k: planned[k] for k in (
-                          "teacher", "teacher_sha256", "teacher_tier", "data", "temperatures", "every", "rattle_A",
-                          "strain", "qm_weight", "max_spread")}, "frames": counts})
+                          "teacher", "teacher_sha256", "teacher_tier", "sampler", "data", "temperatures", "every",
+                          "rattle_A", "strain", "qm_weight", "max_spread")}, "frames": counts})
     summary = train(cfg, resume=(student / "last.pt").is_file())
     model, ckpt = load_checkpoint(student / "best.pt")
     artifact = run / "student.pt"

@@ -37,10 +37,16 @@ def reference_energy_forces(frame, model=None, artifact=None):
     return float(atoms.get_potential_energy()), atoms.get_forces()
 
 
-def unchecked(engine: str) -> Optional[Dict[str, Any]]:
-    """The `engine_parity` record of an engine whose adapter runs no single points; None if it runs them."""
+def unchecked(meta: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The `engine_parity` record of an artifact its engine cannot run (an engine whose adapter runs no single
+    points; a committee of message-passing models, which `pair_style ffkit` refuses); None if it can."""
     from .engines import adapters
 
+    engine = meta["engine"]
+    if "committee" in meta and int(meta.get("layers", 1)) > 1:
+        return {"engine": engine, "checked": False,
+                "reason": "pair_style ffkit does not run a committee of message-passing models; this committee runs "
+                          "from Python (the ASE calculator, a teacher of ffkit distill with --sampler)"}
     if hasattr(adapters().get(engine), "single_point"):
         return None
     return {"engine": engine, "checked": False,
@@ -123,7 +129,7 @@ def write_proven(build, out, *, frame_file: Optional[str] = None, checkpoint=Non
         draft = Path(tmp) / out.name
         meta = build(draft)
         skipped = {"checked": False, "reason": "ffkit compile --no-check"} if skip else None
-        meta["engine_parity"] = skipped or unchecked(meta["engine"])
+        meta["engine_parity"] = skipped or unchecked(meta)
         if meta["engine_parity"] is None:
             frame, where, source = proof_frame(frame_file, checkpoint, source_meta)
             meta["engine_parity"] = {**check(draft, meta, frame, where, Path(tmp) / "engine", model=model),

@@ -95,6 +95,36 @@ def test_a_committee_teachers_spread_drops_frames(tmp_path):
     assert len(spreads) == 6 and (spreads > 0).all()
 
 
+@pytest.mark.slow
+def test_a_teacher_lammps_cannot_run_labels_the_md_of_a_sampler(tmp_path, capsys):
+    """A committee with a message-passing member (pair_style ffkit refuses it) teaches from Python: the frames
+    come from the sampler's MD in lmp, the labels (and spread) from the teacher."""
+    teacher = tmp_path / "teacher.pt"
+    assert ffkit_main(["compile", str(MODELS / "rmd17_ethanol_fast.pt"),
+                       str(MODELS / "rmd17_ethanol_accurate_tensors.pt"), "--out", str(teacher), "--dtype",
+                       "float32"]) == 0
+    assert not read_metadata(teacher)["engine_parity"]["checked"]
+    assert ffkit_main(["distill", str(teacher), "--out", str(tmp_path / "no"), *SMALL]) == 2
+    assert "give --sampler" in capsys.readouterr().err
+    water = str(MODELS / "water_deepmd_fast.pt")
+    assert ffkit_main(["distill", str(teacher), "--sampler", water, "--out", str(tmp_path / "w"), *SMALL]) == 2
+    assert "without C (metadata 'species_symbols')" in capsys.readouterr().err
+    sampler = MODELS / "rmd17_ethanol_fast.pt"
+    out = tmp_path / "run"
+    assert ffkit_main(["distill", str(teacher), "--sampler", str(sampler), "--out", str(out), *SMALL]) == 0
+    samples = np.load(out / "md" / "T900_1" / "samples.npz")
+    atoms = read_frames(QM, index=0)[0].to_atoms()
+    atoms.positions = samples["positions"][-1]
+    labels = {}
+    for name, path in (("sampler", sampler), ("teacher", teacher)):
+        atoms.calc = FFKitCalculator(path)
+        labels[name] = atoms.get_forces()
+    np.testing.assert_allclose(samples["forces"][-1], labels["teacher"], atol=1e-6)
+    assert np.abs(labels["teacher"] - labels["sampler"]).max() > 1e-2
+    assert samples["spread"][-1] == pytest.approx(atoms.calc.results["max_force_std"]) and samples["spread"][-1] > 0
+    assert read_metadata(out / "student.pt")["provenance"]["sampler"] == str(sampler.resolve())
+
+
 def test_bad_plans_are_refused(tmp_path, capsys):
     teacher = str(MODELS / "rmd17_ethanol_fast.pt")
     assert ffkit_main(["distill", teacher, "--data", QM, "--out", str(tmp_path / "a"), "--temperatures", "0"]) == 2

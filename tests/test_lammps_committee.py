@@ -195,8 +195,34 @@ def test_members_that_disagree_are_refused(tmp_path, models):
     compile_model(_member(0), f32, dtype="float32")
     with pytest.raises(FFKitError, match="f32.pt: artifact dtype is float32"):
         compile_committee([models["single"], f32], tmp_path / "c.pt")
-    with pytest.raises(FFKitError, match="is itself a committee of 3 models"):
-        compile_committee([models["single"], models["committee"]], tmp_path / "c.pt")
+
+
+def test_a_committee_member_may_be_a_committee_and_weighs_as_one_model(tmp_path, frame, models):
+    """An ensemble of unlike models: the inner committee counts once (its mean); the kernel averages equal
+    weights, so the nested committee carries none and runs on TorchScript, in Python and in lmp alike."""
+    meta = compile_committee([models["members"][1], models["committee"]], tmp_path / "nested.pt")
+    assert meta["committee"]["size"] == 2 and meta["committee"]["members"][1]["committee_size"] == 3
+    assert "committee_size" not in meta["committee"]["members"][0] and "kernel" not in meta["paths"]
+    results = []
+    for path in (models["members"][1], models["committee"], tmp_path / "nested.pt"):
+        atoms = frame.copy()
+        atoms.calc = FFKitCalculator(path)
+        results.append((atoms.get_potential_energy(), atoms.get_forces()))
+    (e1, f1), (e3, f3), (e, f) = results
+    assert e == pytest.approx((e1 + e3) / 2, abs=1e-9)
+    np.testing.assert_allclose(f, (f1 + f3) / 2, atol=1e-9)
+    write_data(tmp_path / "w.data", frame, WATER)
+    out = run_lmp(tmp_path, f"""units metal
+atom_style atomic
+read_data w.data
+pair_style ffkit
+pair_coeff * * {tmp_path / "nested.pt"} O H
+thermo_style custom step pe fnorm
+thermo_modify format float %20.15g
+run 0
+""")
+    row = thermo_rows(out)[0]
+    assert row["PotEng"] == pytest.approx(e, abs=1e-8) and row["Fnorm"] == pytest.approx(np.linalg.norm(f), abs=1e-8)
 
 
 @pytest.mark.parametrize("case", ["single-model", "no-method", "bad-size"])

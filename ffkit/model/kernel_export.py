@@ -93,10 +93,11 @@ def kernel_spec(model: nn.Module) -> Optional[Dict[str, Any]]:
 
 def convention_kernel_spec(module: nn.Module) -> Optional[Dict[str, Any]]:
     """The kernel of a LAMMPS-convention module (`.model`) or of a committee of them (`.members`), or None
-    when a model (or any member) has a term without a kernel."""
+    when a model (or any member) has a term without a kernel, or a member is itself a committee (the kernel
+    averages members with equal weights, so a nested committee runs on TorchScript)."""
     if hasattr(module, "members"):
         specs = [convention_kernel_spec(member) for member in module.members.children()]
-        if not specs or any(s is None for s in specs):
+        if not specs or any(s is None or "committee" in s for s in specs):
             return None
         return {"format": KERNEL_FORMAT, "version": KERNEL_VERSION, "committee": specs}
     return kernel_spec(module.model) if hasattr(module, "model") else None
