@@ -394,6 +394,7 @@ void FFKitKernel::evaluate(const double *vectors, const int64_t *species, const 
     for (int64_t i = first; i < last; i++) {
       const int si = static_cast<int>(species[i]);
       double ei = reference[si];
+      std::fill(grad + 3 * start[i], grad + 3 * start[i + 1], 0.0);    // the terms add to it
       for (const auto &t : tables) pair_table(t, si, vectors, species, neighbour, start[i], start[i + 1], ei, grad);
       for (const auto &t : moment_terms) {
         const int64_t b = start[i], e = start[i + 1];

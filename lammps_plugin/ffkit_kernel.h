@@ -22,7 +22,7 @@ class FFKitKernel {
   bool loaded() const { return n_species > 0; }
   std::string describe() const;
 
-  /* Per-atom energies (eV) of centres 0..nlocal-1 and dE/dr_ij (eV/A, added to grad[3 * nedges]) for
+  /* Per-atom energies (eV) of centres 0..nlocal-1 and dE/dr_ij (eV/A, written to grad[3 * nedges]) for
      pair vectors r_ij = vectors[k] (A) of edges (centre[k], neighbour[k]), grouped by centre in
      ascending order, as pair_style ffkit builds them. Centres are shared among torch's threads
      (pair_style ffkit threads N). */

@@ -467,9 +467,14 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
   int close_i = -1, close_j = -1;
   const int nspecies = static_cast<int>(model_symbols.size());
 
-  // local centres' edges, counted and then written in parallel (threads N); the ghosts they reach are
-  // numbered afterwards in edge order, so the graph is the same for any number of threads
+  // local centres' edges, found (one distance pass, into each centre's slot of its neighbour-list
+  // length) and then packed in parallel (threads N); the ghosts they reach are numbered afterwards in
+  // edge order, so the graph is the same for any number of threads
   centre_offset.assign(inum + 1, 0);
+  list_offset.resize(inum + 1);
+  list_offset[0] = 0;
+  for (int ii = 0; ii < inum; ii++) list_offset[ii + 1] = list_offset[ii] + numneigh[ilist[ii]];
+  found.resize(list_offset[inum]);
   if (watch) {
     close_ratio.assign(inum, 1.0);
     close_neighbour.assign(inum, -1);
@@ -479,9 +484,10 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
       const int i = ilist[ii];
       if (compact_of[i] < 0) continue;
       const int64_t si = species_buf[compact_of[i]];
+      int *slot = found.data() + list_offset[ii];
       int64_t n = 0;
       for_model_neighbours(i, [&](int j, int s, double r2) {
-        n++;
+        slot[n++] = j;
         const double known = watch ? min_dist2[si * nspecies + s] : 0.0;
         if (known > 0.0 && r2 < close_ratio[ii] * known) {
           close_ratio[ii] = r2 / known;
@@ -503,13 +509,11 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
   neighbour_lammps.resize(nedges);
   at::parallel_for(0, inum, 256, [&](int64_t first, int64_t last) {
     for (int64_t ii = first; ii < last; ii++) {
-      const int i = ilist[ii], ci = compact_of[i];
+      const int ci = compact_of[ilist[ii]];
       if (ci < 0) continue;
-      int64_t k = centre_offset[ii];
-      for_model_neighbours(i, [&](int j, int, double) {
-        centre[k] = ci;
-        neighbour_lammps[k++] = j;
-      });
+      const int64_t k = centre_offset[ii], n = centre_offset[ii + 1] - k;
+      std::copy(found.data() + list_offset[ii], found.data() + list_offset[ii] + n, neighbour_lammps.data() + k);
+      std::fill(centre + k, centre + k + n, ci);
     }
   });
   for (int64_t k = 0; k < nedges; k++) {
@@ -681,14 +685,19 @@ void PairFFKit::run_kernels(int64_t nedges, int ncompact, int nlocal_compact, to
   fill_pair_vectors(nedges);
   const int M = static_cast<int>(kernels.size());
   const int64_t *centre = edge_buf.data(), *neighbour = edge_buf.data() + nedges;
-  kernel_energy.assign(nlocal_compact, 0.0);
-  kernel_grad.assign(3 * nedges, 0.0);
-  if (committee_size > 0) kernel_member_forces.assign(static_cast<std::size_t>(M) * 3 * ncompact, 0.0);
+  if (committee_size > 0) {    // the members' sums
+    kernel_energy.assign(nlocal_compact, 0.0);
+    kernel_grad.assign(3 * nedges, 0.0);
+    kernel_member_forces.assign(static_cast<std::size_t>(M) * 3 * ncompact, 0.0);
+  } else {    // the kernel writes every value
+    kernel_energy.resize(nlocal_compact);
+    kernel_grad.resize(3 * nedges);
+  }
   for (int m = 0; m < M; m++) {
     double *e = kernel_energy.data(), *g = kernel_grad.data();
     if (committee_size > 0) {
-      member_energy.assign(nlocal_compact, 0.0);
-      member_grad.assign(3 * nedges, 0.0);
+      member_energy.resize(nlocal_compact);
+      member_grad.resize(3 * nedges);
       e = member_energy.data();
       g = member_grad.data();
     }
@@ -750,19 +759,47 @@ void PairFFKit::run_pair_model(int64_t nedges, int ncompact, int nlocal_compact,
   const int64_t *centre = edge_buf.data();
   const int64_t *neighbour = edge_buf.data() + nedges;
   const double *r = in64_buf.data();    // the double pair vectors pair_vectors_tensor formed
-  const double half = 0.5 * energy_factor;
-  force_buf.assign(3 * ncompact, 0.0);
-  double v[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-  for (int64_t k = 0; k < nedges; k++) {
-    const double *gk = g + 3 * k, *rk = r + 3 * k;
-    for (int d = 0; d < 3; d++) {
-      force_buf[3 * centre[k] + d] += gk[d];
-      force_buf[3 * neighbour[k] + d] -= gk[d];
+  // each of P edge chunks sums into its own force copy and virial, and the copies are added in chunk
+  // order: P depends on the number of edges only, so any number of threads gives the same bits
+  const int64_t P = std::clamp<int64_t>(nedges / 16384, 1, 8), n3 = 3 * static_cast<int64_t>(ncompact);
+  force_parts.resize(P * n3);
+  double vparts[8][6] = {};
+  at::parallel_for(0, P, 1, [&](int64_t first, int64_t last) {
+    for (int64_t p = first; p < last; p++) {
+      double *fp = force_parts.data() + p * n3, *vp = vparts[p];
+      std::fill(fp, fp + n3, 0.0);
+      for (int64_t k = nedges * p / P; k < nedges * (p + 1) / P; k++) {
+        const double *gk = g + 3 * k, *rk = r + 3 * k;
+        for (int d = 0; d < 3; d++) {
+          fp[3 * centre[k] + d] += gk[d];
+          fp[3 * neighbour[k] + d] -= gk[d];
+        }
+        vp[0] -= rk[0] * gk[0];
+        vp[1] -= rk[1] * gk[1];
+        vp[2] -= rk[2] * gk[2];
+        vp[3] -= rk[0] * gk[1];
+        vp[4] -= rk[0] * gk[2];
+        vp[5] -= rk[1] * gk[2];
+      }
     }
-    const double w[6] = {-rk[0] * gk[0], -rk[1] * gk[1], -rk[2] * gk[2],
-                         -rk[0] * gk[1], -rk[0] * gk[2], -rk[1] * gk[2]};
-    for (int m = 0; m < 6; m++) v[m] += w[m];
-    if (vflag_atom) {
+  });
+  force_buf.resize(n3);
+  at::parallel_for(0, n3, 8192, [&](int64_t first, int64_t last) {
+    for (int64_t x = first; x < last; x++) {
+      double sum = force_parts[x];
+      for (int64_t p = 1; p < P; p++) sum += force_parts[p * n3 + x];
+      force_buf[x] = sum;
+    }
+  });
+  double v[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  for (int64_t p = 0; p < P; p++)
+    for (int m = 0; m < 6; m++) v[m] += vparts[p][m];
+  if (vflag_atom) {
+    const double half = 0.5 * energy_factor;
+    for (int64_t k = 0; k < nedges; k++) {
+      const double *gk = g + 3 * k, *rk = r + 3 * k;
+      const double w[6] = {-rk[0] * gk[0], -rk[1] * gk[1], -rk[2] * gk[2],
+                           -rk[0] * gk[1], -rk[0] * gk[2], -rk[1] * gk[2]};
       double *vi = vatom[lammps_of[centre[k]]], *vj = vatom[lammps_of[neighbour[k]]];
       for (int m = 0; m < 6; m++) {
         vi[m] += half * w[m];

@@ -70,12 +70,15 @@ class PairFFKit : public Pair {
   std::vector<double> in64_buf;         // positions or pair vectors handed to float64 artifacts
   std::vector<float> in32_buf;          // the same for float32 artifacts
   std::vector<double> force_buf;        // [ncompact, 3]: forces summed from pair gradients, model units
+  std::vector<double> force_parts;      // [chunks, ncompact, 3]: each edge chunk's share of force_buf
   std::vector<double> kernel_energy;    // the kernel's per-atom energies and dE/dr_ij [nedges, 3]
   std::vector<double> kernel_grad;
   std::vector<double> member_energy, member_grad, kernel_member_forces;    // committees on the kernel
   int64_t edge_capacity = 0;
   std::vector<int64_t> centre_offset;   // [inum + 1]: where each local centre's edges start
   std::vector<int> neighbour_lammps;    // LAMMPS index of each local centre's edge neighbour
+  std::vector<int64_t> list_offset;     // [inum + 1]: where each centre's slot in `found` starts
+  std::vector<int> found;               // neighbours within the model cutoff, in neighbour-list-sized slots
   std::vector<double> close_ratio;      // per local centre: smallest (r / closest in training)^2, and its j
   std::vector<int> close_neighbour;
 
