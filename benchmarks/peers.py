@@ -21,7 +21,9 @@ The test frames are predicted in the peer's environment (peer_worker.py) and sco
 same code as `ffkit test`. Speed: one energy + forces call of each trained peer (its ASE
 calculator, neighbour list included) on the boxes of `ffkit bench` (5040-atom ethanol, 5184-atom
 water), 1 thread, in the same run as ffkit's artifacts of benchmarks/models called the way
-`pair_style ffkit` calls them (benchmarks/hot_path.py). `--stage lammps`: a peer whose pip package
+`pair_style ffkit` calls them (benchmarks/hot_path.py); `--box-atoms N` times everything on a smaller
+box instead, for a peer that runs out of memory on the full one (ffkit's cost per atom is flat within
+±6 % from 1536 to 24 000 atoms: lammps_speed.md). `--stage lammps`: a peer whose pip package
 brings a LAMMPS pair style (DeePMD-kit: `deepmd-kit[lmp]`) is also timed in NVE MD inside that LAMMPS,
 interleaved with ffkit `accurate` in `pair_style ffkit` on the same box. Results are merged into peers.json and
 peers.md (a record per peer, data set and budget); work files stay in benchmarks/.peers/.
@@ -448,13 +450,13 @@ def test(peer: str, model: Path, data: Path, test_frames) -> dict:
 
 
 # -- speed --------------------------------------------------------------------------------------
-def timing_box(dataset: str, frames) -> Path:
-    """The box `ffkit bench` times for these data (≥ 5000 atoms), as extended XYZ."""
+def timing_box(dataset: str, frames, min_atoms: int = 5000) -> Path:
+    """The box `ffkit bench` times for these data (≥ 5000 atoms), or a smaller one, as extended XYZ."""
     from ase.io import write
 
-    path = HOME / "data" / dataset / "box.xyz"
+    path = HOME / "data" / dataset / ("box.xyz" if min_atoms == 5000 else f"box_{min_atoms}.xyz")
     if not path.is_file():
-        box, _ = build_system(frames, dataset, 5000)
+        box, _ = build_system(frames, dataset, min_atoms)
         write(path, box, format="extxyz")
     return path
 
@@ -569,6 +571,8 @@ def main(argv=None) -> int:
                     choices=["setup", "train", "time", "lammps"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--minutes", type=float, help="override the training budget (quick checks)")
+    ap.add_argument("--box-atoms", type=int, default=5000, help="time on a box of at least this many atoms "
+                    "(default: ffkit bench's 5000; smaller for a peer that runs out of memory there)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -582,7 +586,7 @@ def main(argv=None) -> int:
     for dataset in args.datasets:
         data = export(dataset)
         train_frames, _, test_frames = splits(dataset)
-        box = timing_box(dataset, train_frames)
+        box = timing_box(dataset, train_frames, args.box_atoms)
         records = []
         for peer in args.peers:
             run = HOME / "runs" / f"{peer}_{dataset}_{args.budget}"
