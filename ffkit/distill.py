@@ -190,6 +190,8 @@ def distill(plan: DistillPlan, out, *, epochs: Optional[int] = None, max_minutes
                              f"that knows the teacher's elements; it is a {sampler.get('engine')!r} artifact"
                              + (f" without {' '.join(missing)} (metadata 'species_symbols')" if missing else ""))
         planned.update(sampler=str(Path(plan.sampler).resolve()), sampler_sha256=_sha256(plan.sampler))
+    else:
+        del planned["sampler"]  # the plan of a run made before samplers existed still matches on --resume
     plan_file = run / "plan.json"
     if plan_file.is_file() and not resume:
         raise FFKitError(f"{run} already holds a distillation ({plan_file}); continue it with --resume or choose a "
@@ -228,7 +230,7 @@ def distill(plan: DistillPlan, out, *, epochs: Optional[int] = None, max_minutes
     cfg = TrainConfig(data=str(train_file), valid=str(valid_file), out=str(student),
                       tier=plan.tier, epochs=epochs, max_minutes=max_minutes, dtype=dtype, seed=plan.seed,
                       threads=threads, progress=progress,
-                      provenance={"kind": "ffkit distill", **{k: planned[k] for k in (
+                      provenance={"kind": "ffkit distill", **{k: planned.get(k) for k in (
                           "teacher", "teacher_sha256", "teacher_tier", "sampler", "data", "temperatures", "every",
                           "rattle_A", "strain", "qm_weight", "max_spread")}, "frames": counts})
     summary = train(cfg, resume=(student / "last.pt").is_file())
