@@ -453,8 +453,13 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
   const int *ilist = list->ilist;
   const int *numneigh = list->numneigh;
   const int ncentres_lammps = inum + (model_layers > 1 ? list->gnum : 0);
-  int64_t capacity = 0;
-  for (int ii = 0; ii < ncentres_lammps; ii++) capacity += numneigh[ilist[ii]];
+  // each local centre's slot in `found` is as long as its neighbour list; ghost centres (message passing)
+  // add theirs to the edge capacity
+  list_offset.resize(inum + 1);
+  list_offset[0] = 0;
+  for (int ii = 0; ii < inum; ii++) list_offset[ii + 1] = list_offset[ii] + numneigh[ilist[ii]];
+  int64_t capacity = list_offset[inum];
+  for (int ii = inum; ii < ncentres_lammps; ii++) capacity += numneigh[ilist[ii]];
   if (capacity > edge_capacity) {
     edge_capacity = capacity;
     edge_buf.resize(2 * capacity);
@@ -471,9 +476,6 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
   // length) and then packed in parallel (threads N); the ghosts they reach are numbered afterwards in
   // edge order, so the graph is the same for any number of threads
   centre_offset.assign(inum + 1, 0);
-  list_offset.resize(inum + 1);
-  list_offset[0] = 0;
-  for (int ii = 0; ii < inum; ii++) list_offset[ii + 1] = list_offset[ii] + numneigh[ilist[ii]];
   found.resize(list_offset[inum]);
   if (watch) {
     close_ratio.assign(inum, 1.0);
@@ -761,9 +763,10 @@ void PairFFKit::run_pair_model(int64_t nedges, int ncompact, int nlocal_compact,
   const double *r = in64_buf.data();    // the double pair vectors pair_vectors_tensor formed
   // each of P edge chunks sums into its own force copy and virial, and the copies are added in chunk
   // order: P depends on the number of edges only, so any number of threads gives the same bits
-  const int64_t P = std::clamp<int64_t>(nedges / 16384, 1, 8), n3 = 3 * static_cast<int64_t>(ncompact);
+  constexpr int64_t max_chunks = 8;
+  const int64_t P = std::clamp<int64_t>(nedges / 16384, 1, max_chunks), n3 = 3 * static_cast<int64_t>(ncompact);
   force_parts.resize(P * n3);
-  double vparts[8][6] = {};
+  double vparts[max_chunks][6] = {};
   at::parallel_for(0, P, 1, [&](int64_t first, int64_t last) {
     for (int64_t p = first; p < last; p++) {
       double *fp = force_parts.data() + p * n3, *vp = vparts[p];
