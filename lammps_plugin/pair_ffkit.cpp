@@ -256,11 +256,6 @@ void PairFFKit::load_model(const std::string &file)
     for (const auto &m : meta["species_masses"])
       if (m.is_number()) model_masses.push_back(m.get<double>());
 
-  pair_inputs = model.find_method("forward_pairs").has_value();
-  if (model_layers > 1 && !pair_inputs)
-    error->all(FLERR,
-               "pair_style ffkit: '{}' is a message-passing model without forward_pairs (written by an earlier "
-               "ffkit); recompile its checkpoint with 'ffkit compile'", file);
   committee_size = 0;
   if (meta.contains("committee")) {
     const json &committee = meta["committee"];
@@ -277,8 +272,14 @@ void PairFFKit::load_model(const std::string &file)
     committee_size = committee["size"].get<int>();
     if (model_layers > 1)
       error->all(FLERR, "pair_style ffkit: '{}' is a committee of message-passing models, which this pair style "
-                 "does not run; run its members one at a time", file);
+                 "does not run: run one member here, and the committee from Python (ffkit.calculator."
+                 "FFKitCalculator, or as the teacher of 'ffkit distill --sampler MEMBER')", file);
   }
+  pair_inputs = model.find_method("forward_pairs").has_value();
+  if (model_layers > 1 && !pair_inputs)
+    error->all(FLERR,
+               "pair_style ffkit: '{}' is a message-passing model without forward_pairs (written by an earlier "
+               "ffkit); recompile its checkpoint with 'ffkit compile'", file);
   nextra = committee_size > 0 ? 2 : 0;
   // member forces travel one member (3 values per atom) per reverse communication: pair hybrid fixes
   // its communication sizes at pair_style time, before pair_coeff says how many members there are,

@@ -2,6 +2,7 @@
 resume and refusals (small budgets; the measured gain lives in benchmarks/distill.py)."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from ffkit.artifact import read_metadata
 from ffkit.calculator import FFKitCalculator
 from ffkit.cli import main as ffkit_main
 from ffkit.datasets import read_frames
+from lammps_harness import error_line, run_lmp, single_point_script, write_data
 
 MODELS = Path(__file__).resolve().parents[1] / "benchmarks" / "models"
 QM = str(bundled.path("ethanol_train.xyz"))
@@ -104,6 +106,14 @@ def test_a_teacher_lammps_cannot_run_labels_the_md_of_a_sampler(tmp_path, capsys
                        str(MODELS / "rmd17_ethanol_accurate_tensors.pt"), "--out", str(teacher), "--dtype",
                        "float32"]) == 0
     assert not read_metadata(teacher)["engine_parity"]["checked"]
+    ethanol = read_frames(QM, index=0)[0].to_atoms()
+    ethanol.set_cell([20.0, 20.0, 20.0])
+    ethanol.center()
+    write_data(tmp_path / "e.data", ethanol, ["C", "H", "O"])
+    out = run_lmp(tmp_path, single_point_script("e.data", f"pair_style ffkit\npair_coeff * * {teacher} C H O"),
+                  expect_ok=False)
+    assert re.search("is a committee of message-passing models, which this pair style does not run: run one "
+                     "member here, and the committee from Python", error_line(out)), error_line(out)
     assert ffkit_main(["distill", str(teacher), "--out", str(tmp_path / "no"), *SMALL]) == 2
     assert "give --sampler" in capsys.readouterr().err
     water = str(MODELS / "water_deepmd_fast.pt")
