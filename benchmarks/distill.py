@@ -35,13 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 from accuracy import datasets  # noqa: E402  (the split benchmarks/accuracy.py trains the teachers on)
 from ffkit.artifact import compile_model  # noqa: E402
-from ffkit.calculator import FFKitCalculator  # noqa: E402
 from ffkit.checkpoints import load_checkpoint  # noqa: E402
 from ffkit.config import TrainConfig  # noqa: E402
 from ffkit.committee import compile_committee  # noqa: E402
 from ffkit.datasets import read_frames  # noqa: E402
-from ffkit.distill import DistillPlan, distill, label  # noqa: E402
-from ffkit.engines import engine  # noqa: E402
+from ffkit.distill import DistillPlan, distill, label, teacher_md  # noqa: E402
 from ffkit.evaluation import evaluate_model  # noqa: E402
 from ffkit.training import train  # noqa: E402
 
@@ -56,22 +54,12 @@ def error_against_teacher(student: Path, teacher: Path, start, work: Path, sampl
     done = work / "samples.npz"
     if not done.is_file():
         meta = read_metadata(teacher)
-        s = engine("lammps", needs="sample_md").sample_md(sampler or teacher, start.to_atoms(),
-                                                          meta["species_symbols"], work, temperature=300.0,
-                                                          steps=frames * 20, every=20, seed=777,
-                                                          committee="committee" in meta and not sampler)
-        if sampler:
-            s = {"positions": s["positions"], **label(teacher, s["positions"], start)}
+        s = teacher_md(teacher, start, work, meta["species_symbols"], sampler=sampler, committee="committee" in meta,
+                       temperature=300.0, steps=frames * 20, every=20, seed=777)
         np.savez(done, positions=s["positions"], forces=s["forces"])
     samples = np.load(done)
-    calc = FFKitCalculator(student)
-    errors = []
-    for positions, forces in zip(samples["positions"], samples["forces"]):
-        atoms = start.to_atoms()
-        atoms.positions = positions
-        atoms.calc = calc
-        errors.append(np.abs(atoms.get_forces() - forces).mean())
-    return 1000.0 * float(np.mean(errors))
+    predicted = label(student, samples["positions"], start)["forces"]
+    return 1000.0 * float(np.mean(np.abs(predicted - samples["forces"])))
 
 
 def stability(artifact: Path, start, work: Path) -> dict:
@@ -171,7 +159,7 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         teacher, sampler = committed(name, args.teacher, work), args.sampler and committed(name, args.sampler, work)
         # the teacher's own (or its sampler's) 300 K trajectory the students are compared on
-        teacher_md = work / (f"teacher_300K_{args.teacher}" + (f"_on_{args.sampler}" if sampler else ""))
+        teacher_traj = work / (f"teacher_300K_{args.teacher}" + (f"_on_{args.sampler}" if sampler else ""))
         periodic = bool(test_frames[0].pbc.all())
         n_valid = 20 if periodic else 50
         for frames in args.frames:
@@ -191,7 +179,7 @@ def main() -> int:
             save({"dataset": name, "tier": args.tier, "model": f"{args.tier} distilled from {args.teacher}{variant}",
                   "teacher_md_frames": frames, "seed": args.seed, "max_spread": args.max_spread,
                   "training_frames": summary["frames"]["training_frames"], **result,
-                  "f_mae_vs_teacher_meV_A": error_against_teacher(run / "student.pt", teacher, start, teacher_md,
+                  "f_mae_vs_teacher_meV_A": error_against_teacher(run / "student.pt", teacher, start, teacher_traj,
                                                                   sampler),
                   "sampler": args.sampler, "steps": summary["steps"], "frames": summary["frames"],
                   "n_test": len(test_frames),
@@ -207,7 +195,7 @@ def main() -> int:
             start = read_frames(train_file, index=0)[0]
             save({"dataset": name, "tier": args.tier, "model": "QM only", "teacher_md_frames": 0,
                   "training_frames": len(read_frames(train_file)) - n_valid, **result,
-                  "f_mae_vs_teacher_meV_A": error_against_teacher(run / "model.pt", teacher, start, teacher_md,
+                  "f_mae_vs_teacher_meV_A": error_against_teacher(run / "model.pt", teacher, start, teacher_traj,
                                                                   sampler),
                   "steps": summary["steps"], "n_test": len(test_frames),
                   "stability": stability(run / "model.pt", start, run / "stability")}, out)

@@ -89,16 +89,26 @@ def label(teacher, positions, template) -> Dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+def teacher_md(teacher, start, work: Path, symbols: List[str], *, sampler=None, committee: bool = False,
+               **md) -> Dict[str, np.ndarray]:
+    """MD from the frame `start` in LAMMPS (`md`: temperature, steps, every, seed) with the teacher, or with
+    `sampler` and then labelled by the teacher in Python: positions, energies, forces and, for a committee
+    teacher, force spreads."""
+    from .engines import engine
+
+    s = engine("lammps", needs="sample_md").sample_md(sampler or teacher, start.to_atoms(), symbols, work,
+                                                      committee=committee and not sampler, **md)
+    if sampler:
+        s = {"positions": s["positions"], **label(teacher, s["positions"], start)}
+    return s
+
+
 def sample_teacher(plan: DistillPlan, meta: Dict[str, Any], starts: List, run: Path, progress: bool) -> List:
     """The teacher's MD frames (energies and forces as LAMMPS computed them, or as the teacher labels the MD
     of `plan.sampler`) and their spreads."""
     from tqdm import tqdm
 
-    from .engines import engine
-
-    lammps = engine("lammps", needs="sample_md")
     committee = "committee" in meta
-    md_model = plan.sampler or plan.teacher
     runs = [(t, k) for t in plan.temperatures for k in range(plan.starts)]
     per_run = -(-plan.md_frames // len(runs)) if plan.md_frames else 0
     frames, spreads = [], []
@@ -109,12 +119,9 @@ def sample_teacher(plan: DistillPlan, meta: Dict[str, Any], starts: List, run: P
         done = work / "samples.npz"
         start = starts[k % len(starts)]
         if not done.is_file():
-            s = lammps.sample_md(md_model, start.to_atoms(), meta["species_symbols"], work, temperature=t,
-                                 steps=per_run * plan.every, every=plan.every,
-                                 seed=1000 + 100 * k + int(t) + 10_000 * plan.seed,
-                                 committee=committee and not plan.sampler)
-            if plan.sampler:
-                s = {"positions": s["positions"], **label(plan.teacher, s["positions"], start)}
+            s = teacher_md(plan.teacher, start, work, meta["species_symbols"], sampler=plan.sampler,
+                           committee=committee, temperature=t, steps=per_run * plan.every, every=plan.every,
+                           seed=1000 + 100 * k + int(t) + 10_000 * plan.seed)
             np.savez(work / "partial.npz", positions=s["positions"], forces=s["forces"], energies=s["energies"],
                      spread=s["spread"] if committee else np.zeros(0))
             (work / "partial.npz").replace(done)
