@@ -203,7 +203,7 @@ def load_data(args, work: Path):
 def run_bench(args) -> int:
     from ase.data import chemical_symbols
 
-    from .pareto import pareto_front, peer_points, plot, write_tables
+    from .pareto import measured_peer_points, pareto_front, peer_points, plot, write_tables
 
     if args.models and args.tiers:
         raise FFKitError("give --tiers (train those tiers) or --models (take those artifacts), not both")
@@ -229,10 +229,9 @@ def run_bench(args) -> int:
     measured = []
     if args.peers:  # read before the timing, so that a wrong --peers fails before it
         from .datasets import dataset_hash
-        from .pareto import measured_peer_points
+        from .pareto import read_measured_peers
 
-        test_hash = dataset_hash(test_frames)
-        measured = measured_peer_points(args.peers, test_hash)
+        measured = read_measured_peers(args.peers, dataset_hash(test_frames))
     lammps = engine("lammps", needs="time_models")
     # measured peers are placed by their call's ratio to accurate's TorchScript call (benchmarks/peers.py),
     # so accurate's MD step on that path is timed too when a peer was measured on these test frames
@@ -245,7 +244,7 @@ def run_bench(args) -> int:
     peers = peer_points() if ethanol else []
     if measured:
         accurate_us = next((r["torchscript_us_per_atom_step"] for r in records if r["tier"] == "accurate"), None)
-        peers += measured_peer_points(args.peers, test_hash, accurate_us)
+        peers += measured_peer_points(measured, accurate_us)
     steps = f"{args.steps} steps" if args.steps else "steps calibrated to ~4 s a run"
     setup = {"training data": f"{args.data} ({len(frames)} frames)",
              "test data": f"{test_note} ({len(test_frames)} frames); E per structure, F per component",

@@ -40,14 +40,9 @@ def cost_vs_accurate(record: dict) -> float | None:
     return record.get("vs_accurate_then")
 
 
-def measured_peer_points(path, test_hash: str, accurate_us: float | None = None) -> list[dict]:
-    """Peers trained and timed here by benchmarks/peers.py (its peers.json) on the same test frames.
-
-    Their cost is one energy + forces call through the peer's own ASE calculator on the same box
-    (not an MD step inside LAMMPS), timed beside ffkit `accurate`'s call in the same peers.py run.
-    That call is `accurate`'s TorchScript artifact, so with `accurate_us` (ffkit `accurate`'s MD step on
-    its TorchScript path, timed in this front's run) a peer is placed at that ratio times `accurate_us`:
-    machines and runs do not mix. Records on other test frames are left out."""
+def read_measured_peers(path, test_hash: str) -> list[dict]:
+    """The peers.json records (benchmarks/peers.py) of peers trained and timed here on these test frames;
+    ffkit's own rows and records on other test frames are left out."""
     from .errors import FFKitError
 
     try:
@@ -55,10 +50,20 @@ def measured_peer_points(path, test_hash: str, accurate_us: float | None = None)
     except (OSError, ValueError) as exc:
         raise FFKitError(f"--peers {path}: not a readable peers.json ({exc}); write it with "
                          "python benchmarks/peers.py") from None
+    return [r for r in records if r.get("test_sha256") == test_hash and r.get("us_per_atom") is not None
+            and not r["peer"].startswith("ffkit")]
+
+
+def measured_peer_points(records, accurate_us: float | None = None) -> list[dict]:
+    """Points of the records read_measured_peers gives.
+
+    A peer's cost is one energy + forces call through its own ASE calculator on the same box (not an
+    MD step inside LAMMPS), timed beside ffkit `accurate`'s call in the same peers.py run. That call is
+    `accurate`'s TorchScript artifact, so with `accurate_us` (ffkit `accurate`'s MD step on its
+    TorchScript path, timed in this front's run) a peer is placed at that ratio times `accurate_us`:
+    machines and runs do not mix."""
     points = []
     for r in records:
-        if r.get("test_sha256") != test_hash or r.get("us_per_atom") is None or r["peer"].startswith("ffkit"):
-            continue
         ratio = cost_vs_accurate(r)
         scaled = accurate_us is not None and ratio is not None
         points.append({"name": f"{r['peer']} ({r['budget']} budget)", "f_mae_meV_A": r["f_mae_meV_A"],

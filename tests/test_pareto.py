@@ -35,7 +35,7 @@ def test_tables_and_plot(tmp_path):
 
 
 def test_measured_peers_are_those_on_the_same_test_frames(tmp_path):
-    from ffkit.pareto import measured_peer_points
+    from ffkit.pareto import measured_peer_points, read_measured_peers
 
     records = [{"peer": "mace", "budget": "tier", "dataset": "a", "test_sha256": "aaa", "f_mae_meV_A": 20.0,
                 "e_mae_meV": 5.0, "us_per_atom": 900.0, "vs_accurate_then": 6.0},
@@ -47,10 +47,11 @@ def test_measured_peers_are_those_on_the_same_test_frames(tmp_path):
                 "f_mae_meV_A": 9.8, "e_mae_meV": 1.7, "us_per_atom": 50.0}]
     path = tmp_path / "peers.json"
     path.write_text(json.dumps(records))
-    points = measured_peer_points(path, "aaa")
+    measured = read_measured_peers(path, "aaa")
+    points = measured_peer_points(measured)
     assert [p["name"] for p in points] == ["mace (tier budget)", "allegro (tier budget)"] and points[0]["measured"]
     assert [p["us_per_atom_step"] for p in points] == [900.0, 400.0]   # no accurate in this run: their own timing
-    points = measured_peer_points(path, "aaa", accurate_us=100.0)
+    points = measured_peer_points(measured, accurate_us=100.0)
     # 6x and 8x accurate in their peers.py run, so 6x and 8x accurate here
     assert [p["us_per_atom_step"] for p in points] == pytest.approx([600.0, 800.0])
     write_tables(_records(), peer_points() + points, tmp_path / "pareto")
