@@ -187,7 +187,7 @@ void dense(const W *__restrict wt, const double *__restrict bias, const double *
 
 void FFKitKernel::Layer::forward(const double *x, double *z) const
 {
-  if (single)
+  if (single())
     dense(weight_t_f.data(), bias.data(), x, n_in, n_out, z);
   else
     dense(weight_t.data(), bias.data(), x, n_in, n_out, z);
@@ -195,7 +195,7 @@ void FFKitKernel::Layer::forward(const double *x, double *z) const
 
 void FFKitKernel::Layer::adjoint(const double *g, double *gin) const
 {
-  if (single)
+  if (single())
     dense(weight_f.data(), nullptr, g, n_out, n_in, gin);
   else
     dense(weight.data(), nullptr, g, n_out, n_in, gin);
@@ -347,9 +347,8 @@ void FFKitKernel::load(const json &spec)
           l.weight_t.resize(l.weight.size());
           for (int o = 0; o < l.n_out; o++)
             for (int j = 0; j < l.n_in; j++) l.weight_t[static_cast<std::size_t>(j) * l.n_out + o] = l.weight[o * l.n_in + j];
-          l.single = std::all_of(l.weight.begin(), l.weight.end(),
-                                 [](double w) { return static_cast<double>(static_cast<float>(w)) == w; });
-          if (l.single) {
+          if (std::all_of(l.weight.begin(), l.weight.end(),
+                          [](double w) { return static_cast<double>(static_cast<float>(w)) == w; })) {
             l.weight_f.assign(l.weight.begin(), l.weight.end());
             l.weight_t_f.assign(l.weight_t.begin(), l.weight_t.end());
             std::vector<double>().swap(l.weight);

@@ -41,9 +41,9 @@ class FFKitKernel {
   struct Layer {
     int n_in = 0, n_out = 0;
     std::vector<double> bias;
-    bool single = false;
     std::vector<double> weight, weight_t;
     std::vector<float> weight_f, weight_t_f;
+    bool single() const { return !weight_f.empty(); }
     void forward(const double *x, double *z) const;     // z = W x + bias
     void adjoint(const double *g, double *gin) const;   // gin = W^T g
   };
