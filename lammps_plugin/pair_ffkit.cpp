@@ -366,16 +366,17 @@ void PairFFKit::check_masses()
 int PairFFKit::resolve_threads() const
 {
   if (nthreads > 0) return nthreads;
-  for (const char *name : {"FFKIT_NUM_THREADS", "OMP_NUM_THREADS"}) {
-    const char *value = getenv(name);
-    if (!value || !*value) continue;
+  if (const char *value = getenv("FFKIT_NUM_THREADS"); value && *value) {
     char *end = nullptr;
     const long n = strtol(value, &end, 10);
-    if (n < 1 || (*end != '\0' && *end != ','))
-      error->all(FLERR, "pair_style ffkit: environment variable {}='{}' is not a positive thread count", name, value);
+    if (n < 1 || *end != '\0')
+      error->all(FLERR, "pair_style ffkit: environment variable FFKIT_NUM_THREADS='{}' is not a positive thread "
+                 "count", value);
     return static_cast<int>(n);
   }
-  return 1;
+  // LAMMPS's own OpenMP threads per rank: 'package omp N', '-pk omp N' or OMP_NUM_THREADS, so the
+  // neighbour-list builds of the OPENMP package and this style share one setting
+  return std::max(1, comm->nthreads);
 }
 
 void PairFFKit::init_style()

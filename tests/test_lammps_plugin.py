@@ -86,6 +86,11 @@ def test_threads_keyword_and_environment(tmp_path, water_data, toy):
     assert "pair_style ffkit: 3 torch thread(s) per MPI rank" in out
     out = run_lmp(tmp_path, md_script(water_data, toy, steps=0))
     assert "pair_style ffkit: 1 torch thread(s) per MPI rank" in out
+    # LAMMPS's own OpenMP setting (OMP_NUM_THREADS, or -pk omp N, which also threads the neighbour lists)
+    out = run_lmp(tmp_path, md_script(water_data, toy, steps=0), env=lammps_env(threads=2))
+    assert "pair_style ffkit: 2 torch thread(s) per MPI rank" in out
+    out = run_lmp(tmp_path, md_script(water_data, toy, steps=0), command=[str(LMP), "-pk", "omp", "2"])
+    assert "pair_style ffkit: 2 torch thread(s) per MPI rank" in out and ", omp" in out
 
 
 # --------------------------------------------------------------------------------------------
