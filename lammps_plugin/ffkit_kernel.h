@@ -44,8 +44,8 @@ class FFKitKernel {
     std::vector<double> weight, weight_t;
     std::vector<float> weight_f, weight_t_f;
     bool single() const { return !weight_f.empty(); }
-    void forward(const double *x, double *z) const;     // z = W x + bias
-    void adjoint(const double *g, double *gin) const;   // gin = W^T g
+    void forward(const double *const *x, int count, double *const *z) const;     // z_b = W x_b + bias
+    void adjoint(const double *const *g, int count, double *const *gin) const;   // gin_b = W^T g_b
   };
   struct MomentTerm {    // a three_body term, or a many_body one (n_coupled > 0)
     double cutoff = 0.0, prefactor = 0.0, frequency = 0.0, p = 6.0;
@@ -78,9 +78,14 @@ class FFKitKernel {
   void pair_table(const PairTable &t, int si, const double *vectors, const int64_t *species,
                   const int64_t *neighbour, int64_t begin, int64_t end, double &energy, double *grad) const;
   template <int KC, int LC, int GC>
-  void moment_centre(const MomentTerm &t, int si, const double *vectors, const int64_t *species,
-                         const int64_t *neighbour, int64_t begin, int64_t end, double &energy, double *grad,
-                         Scratch &s) const;
+  void moment_block(const MomentTerm &t, int64_t i0, int count, const double *vectors, const int64_t *species,
+                    const int64_t *neighbour, const int64_t *start, double *energy, double *grad, Scratch *s) const;
+  template <int KC, int LC, int GC>
+  void moment_features(const MomentTerm &t, int si, const double *vectors, const int64_t *species,
+                       const int64_t *neighbour, int64_t begin, int64_t end, Scratch &s) const;
+  void readout(const MomentTerm &t, const int64_t *species, int count, double *energy, Scratch *s) const;
+  template <int KC, int LC, int GC>
+  void moment_adjoint(const MomentTerm &t, Scratch &s, double *grad) const;
   void four_body(const MomentTerm &t, const double *mt, double *features, Scratch &s) const;
   void four_body_adjoint(const MomentTerm &t, const double *g, const double *inv_std, double *dmt, Scratch &s) const;
 };

@@ -129,6 +129,18 @@ def test_kernel_serial_equals_two_ranks_and_two_threads(tmp_path, reference_data
     assert max(_worst(threads, serial).values()) == 0.0
 
 
+@pytest.mark.parametrize("name", ["water_deepmd_fast", "water_deepmd_accurate"])
+def test_threads_that_split_a_block_of_centres_change_no_bit(tmp_path, reference_data, trained, name):
+    """190 atoms: two threads take 95 centres each, so the blocks of eight centres whose networks run
+    together fall differently than in one thread; no centre's numbers may depend on its block."""
+    atoms = _water(reference_data)
+    del atoms[[190, 191]]
+    pair = f"pair_style ffkit path kernel\npair_coeff * * {trained[name]} O H"
+    one = lammps_single_point(tmp_path / "one", atoms, ["O", "H"], pair)
+    two = lammps_single_point(tmp_path / "two", atoms, ["O", "H"], pair.replace("path kernel", "threads 2 path kernel"))
+    assert max(_worst(two, one).values()) == 0.0
+
+
 def test_path_kernel_refuses_an_artifact_without_one(tmp_path, reference_data):
     toy = write_toy_artifact(tmp_path / "toy.pt")
     write_data(tmp_path / "system.data", _water(reference_data), ["O", "H"])
