@@ -14,7 +14,8 @@ interleaved within each repeat (medians reported, so machine load hits every cas
   (neighbour list -> graph, tensors, force scatter) per atom-step;
 - `mm-anchor`: SPC/E, lj/cut/coul/long 10 Å + PPPM 1e-4, SHAKE, 2 fs, 1 and 2 ranks;
 - `ffkit <tier>` on the big box (5x5x5 = 24000 atoms), 1 and 2 ranks, each tier (first dtype): MPI speed-up;
-- with `--threads 2`: every ML case again with 2 torch threads on 1 rank (`pair_style ffkit threads 2`);
+- with `--threads 2`: every ML case again with 2 OpenMP threads on 1 rank (`lmp -pk omp 2`: the style's
+  threads and LAMMPS's neighbour-list builds);
 - with `--committee 3`: a committee of 3 `fast` members (seeds 0-2; `ffkit compile m1 m2 m3`), against
   one member: what a committee costs (issue #18 target: <= 1.5x one member);
 - with `--scaling 2 4 8`: each tier again on 1536, 12 288 and 98 304 atoms (a second table: is the

