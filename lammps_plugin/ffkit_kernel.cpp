@@ -252,7 +252,7 @@ struct FFKitKernel::Scratch {
   int n = 0;    // edges within the term's cutoff
   std::vector<int64_t> edge;
   std::vector<double> unit, inv_r, radial, dradial_dr, powers, mono;
-  std::vector<double> moments_t, gram, dmoments_t, dmoments;    // moments [m][c], a rank's Gram matrix, adjoints [m][c] and [c][m]
+  std::vector<double> moments_t, gram, dmoments_t;    // moments [m][c], a rank's Gram matrix, their adjoint [m][c]
   std::vector<std::vector<double>> z, a;    // each layer's pre-activation and input
   std::vector<double> g, gin;
   std::vector<double> v, T, Tv, TT, dv, dT;    // the 4-body part: mixed vectors, matrices, products, adjoints
@@ -803,60 +803,53 @@ void FFKitKernel::moment_adjoint(const MomentTerm &t, Scratch &s, double *grad) 
     }
   }
   if (t.n_coupled > 0) four_body_adjoint(t, s.g.data() + t.n_three, t.inv_std.data() + t.n_three, dmt.data(), s);
-  std::vector<double> &dm = s.dmoments;
-  dm.resize(static_cast<std::size_t>(K) * M);
-  for (int m = 0; m < M; m++)
-    for (int c = 0; c < K; c++) dm[c * M + m] = dmt[m * K + c];
 
-  // pass 2: each edge's share, through its radial channels and monomials, to dE/dr_ij; E edges at a
-  // time, so that their independent sums overlap in the pipeline
-  auto adjoint_edges = [&](auto batch, int q0) {
-    constexpr int E = decltype(batch)::value;
-    double g_radial[E][EdgeSizes<KC, LC, GC>::radial] = {}, g_mono[E][EdgeSizes<KC, LC, GC>::mono] = {};
-    for (int m = 0; m < M; m++) {
-      const double *row = &dmt[m * K];
-      const int off = G == 1 ? 0 : t.group_of[m] * K;
-      for (int e = 0; e < E; e++) {
-        const double mm = s.mono[M * (q0 + e) + m];
-        for (int c = 0; c < K; c++) g_radial[e][off + c] += mm * row[c];
-      }
-    }
-    for (int l = 0; l < (G == 1 ? 1 : L1); l++) {
-      const int m0 = G == 1 ? 0 : rank_start(l), m1 = G == 1 ? M : rank_start(l + 1), off = G == 1 ? 0 : l * K;
-      for (int c = 0; c < K; c++) {
-        const double *row = &dm[c * M];
-        for (int e = 0; e < E; e++) {
-          const double rc = s.radial[KG * (q0 + e) + off + c];
-          for (int m = m0; m < m1; m++) g_mono[e][m] += rc * row[m];
-        }
-      }
-    }
-    for (int e = 0; e < E; e++) {
+  // pass 2: each edge's share, through its radial channels and monomials, to dE/dr_ij, eight edges at a
+  // time, one in each lane of a vector: the per-atom adjoints dmt are broadcast, every product is a full
+  // vector, and every edge's sums run in the same order (a last, partial batch pads its lanes with
+  // zeros and writes nothing from them)
+  constexpr int RAD = EdgeSizes<KC, LC, GC>::radial, MONO = EdgeSizes<KC, LC, GC>::mono;
+  constexpr int PW = 3 * (fixed ? LC + 1 : GROUP_LIMIT);
+  const int groups = G == 1 ? 1 : L1;    // monomials sharing radial functions: all of them, or each rank
+  for (int q0 = 0; q0 < n; q0 += 8) {
+    const int lanes = std::min(8, n - q0);
+    v8d mono[MONO] = {}, radial[RAD] = {}, dradial[RAD] = {}, pw[PW] = {}, u[3] = {}, inv_r = {};
+    for (int e = 0; e < lanes; e++) {    // component-major: the edge is the lane
       const int q = q0 + e;
-      const double *dradial = &s.dradial_dr[KG * q];
-      double dr = 0.0;
-      for (int c = 0; c < KG; c++) dr += g_radial[e][c] * dradial[c];
-      const double *pw = &s.powers[3 * L1 * q];
-      double du[3] = {0.0, 0.0, 0.0};
-      for (int m = 0; m < M; m++) {
-        const int *x = exponents(m);
-        const double px = pw[x[0]], py = pw[L1 + x[1]], pz = pw[2 * L1 + x[2]], gm = g_mono[e][m];
-        if (x[0] > 0) du[0] += gm * x[0] * pw[x[0] - 1] * py * pz;
-        if (x[1] > 0) du[1] += gm * x[1] * px * pw[L1 + x[1] - 1] * pz;
-        if (x[2] > 0) du[2] += gm * x[2] * px * py * pw[2 * L1 + x[2] - 1];
+      for (int m = 0; m < M; m++) mono[m][e] = s.mono[M * q + m];
+      for (int c = 0; c < KG; c++) {
+        radial[c][e] = s.radial[KG * q + c];
+        dradial[c][e] = s.dradial_dr[KG * q + c];
       }
-      const double *u = &s.unit[3 * q];
-      const double along = du[0] * u[0] + du[1] * u[1] + du[2] * u[2];
-      const int64_t k = s.edge[q];
-      for (int d = 0; d < 3; d++) grad[3 * k + d] += dr * u[d] + (du[d] - along * u[d]) * s.inv_r[q];
+      for (int x = 0; x < 3 * L1; x++) pw[x][e] = s.powers[3 * L1 * q + x];
+      for (int d = 0; d < 3; d++) u[d][e] = s.unit[3 * q + d];
+      inv_r[e] = s.inv_r[q];
     }
-  };
-  int q = 0;
-  if constexpr (fixed) {
-    for (; q + 8 <= n; q += 8) adjoint_edges(std::integral_constant<int, 8>(), q);
-    for (; q + 4 <= n; q += 4) adjoint_edges(std::integral_constant<int, 4>(), q);
+    v8d dr = {}, g_mono[MONO] = {};
+    for (int gi = 0; gi < groups; gi++) {
+      const int m0 = G == 1 ? 0 : rank_start(gi), m1 = G == 1 ? M : rank_start(gi + 1), off = G == 1 ? 0 : gi * K;
+      for (int c = 0; c < K; c++) {    // dE/dR_c: the group's monomials times dmt[m][c], then times dR_c/dr
+        v8d g_radial = {};
+        for (int m = m0; m < m1; m++) g_radial += mono[m] * dmt[m * K + c];
+        dr += g_radial * dradial[off + c];
+      }
+      for (int m = m0; m < m1; m++)    // dE/dmono_m: the group's radial channels times dmt[m][c]
+        for (int c = 0; c < K; c++) g_mono[m] += radial[off + c] * dmt[m * K + c];
+    }
+    v8d du[3] = {};
+    for (int m = 0; m < M; m++) {
+      const int *x = exponents(m);
+      const v8d px = pw[x[0]], py = pw[L1 + x[1]], pz = pw[2 * L1 + x[2]], gm = g_mono[m];
+      if (x[0] > 0) du[0] += gm * static_cast<double>(x[0]) * pw[x[0] - 1] * py * pz;
+      if (x[1] > 0) du[1] += gm * static_cast<double>(x[1]) * px * pw[L1 + x[1] - 1] * pz;
+      if (x[2] > 0) du[2] += gm * static_cast<double>(x[2]) * px * py * pw[2 * L1 + x[2] - 1];
+    }
+    const v8d along = du[0] * u[0] + du[1] * u[1] + du[2] * u[2];
+    for (int e = 0; e < lanes; e++) {
+      const int64_t k = s.edge[q0 + e];
+      for (int d = 0; d < 3; d++) grad[3 * k + d] += dr[e] * u[d][e] + (du[d][e] - along[e] * u[d][e]) * inv_r[e];
+    }
   }
-  for (; q < n; q++) adjoint_edges(std::integral_constant<int, 1>(), q);
 }
 
 /* the term on centres i0 .. i0 + count - 1 (count <= ATOM_BLOCK), s[b] holding centre i0 + b */
