@@ -251,7 +251,8 @@ void FFKitKernel::Layer::adjoint(const double *const *g, int count, double *cons
 struct FFKitKernel::Scratch {
   int n = 0;    // edges within the term's cutoff
   std::vector<int64_t> edge;
-  std::vector<double> unit, inv_r, radial, dradial_dr, powers, mono;
+  std::vector<double> radial, dradial_dr;    // [edge][channel]
+  std::vector<v8d> unit_t, inv_r_t, powers_t, mono_t;    // [batch of eight edges][component], the edge in the lane
   std::vector<double> moments_t, gram, dmoments_t;    // moments [m][c], a rank's Gram matrix, their adjoint [m][c]
   std::vector<std::vector<double>> z, a;    // each layer's pre-activation and input
   std::vector<double> g, gin;
@@ -647,88 +648,101 @@ void FFKitKernel::moment_features(const MomentTerm &t, int si, const double *vec
   auto exponents = [&](int m) -> const int * { return fixed ? table.e[m] : &t.exponents[3 * m]; };
   const std::size_t n_max = static_cast<std::size_t>(end - begin);
   if (s.edge.size() < n_max) {
+    const std::size_t batches = (n_max + 7) / 8;
     s.edge.resize(n_max);
-    s.unit.resize(3 * n_max);
-    s.inv_r.resize(n_max);
     s.radial.resize(KG * n_max);
     s.dradial_dr.resize(KG * n_max);
-    s.powers.resize(3 * L1 * n_max);
-    s.mono.resize(M * n_max);
+    s.unit_t.resize(3 * batches);
+    s.inv_r_t.resize(batches);
+    s.powers_t.resize(3 * L1 * batches);
+    s.mono_t.resize(M * batches);
   }
   s.moments_t.resize(static_cast<std::size_t>(M) * K);
   double *mt = s.moments_t.data();
   const double cut2 = t.cutoff * t.cutoff, inv_cut = 1.0 / t.cutoff, p = t.p;
   const double A = 0.5 * (p + 1.0) * (p + 2.0), B = p * (p + 2.0), C = 0.5 * p * (p + 1.0);
-  double basis[BASIS_LIMIT], dbasis[BASIS_LIMIT];
 
-  // pass 1: per-edge radial channels (and their r-derivatives) and monomials, summed into the moments
+  // pass 1: the edges within the cutoff, then eight of them at a time, one in each lane of a vector:
+  // distance, envelope, Bessel basis, powers and monomials; then each edge's radial channels (its
+  // element pair's weights) and its entries of the per-edge arrays the moments and the adjoint read
   int n = 0;
   for (int64_t k = begin; k < end; k++) {
     const double *v = vectors + 3 * k;
-    const double r2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
-    if (r2 >= cut2) continue;
-    const double r = std::sqrt(r2), inv_r = 1.0 / r;
-    s.edge[n] = k;
-    s.inv_r[n] = inv_r;
-    double *u = &s.unit[3 * n];
+    if (v[0] * v[0] + v[1] * v[1] + v[2] * v[2] < cut2) s.edge[n++] = k;
+  }
+  v8d basis[BASIS_LIMIT], dbasis[BASIS_LIMIT];
+  for (int q0 = 0; q0 < n; q0 += 8) {
+    v8d *u = &s.unit_t[3 * (q0 / 8)], *pw = &s.powers_t[3 * L1 * (q0 / 8)], *mono = &s.mono_t[M * (q0 / 8)];
+    const int lanes = std::min(8, n - q0);
+    v8d v[3] = {{1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0}};    // lanes past n: a harmless unit vector
+    for (int e = 0; e < lanes; e++)
+      for (int d = 0; d < 3; d++) v[d][e] = vectors[3 * s.edge[q0 + e] + d];
+    const v8d r2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
+    v8d r, s1, c1;
+    for (int e = 0; e < 8; e++) {
+      r[e] = std::sqrt(r2[e]);
+      s1[e] = std::sin(t.frequency * r[e]);
+      c1[e] = std::cos(t.frequency * r[e]);
+    }
+    const v8d inv_r = s.inv_r_t[q0 / 8] = 1.0 / r;
     for (int d = 0; d < 3; d++) u[d] = v[d] * inv_r;
     // polynomial envelope and its derivative
-    const double x = r * inv_cut;
-    double xpm1 = 1.0;
+    const v8d x = r * inv_cut;
+    v8d xpm1 = {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
     if (t.p_int > 0)
       for (int q = 1; q < t.p_int; q++) xpm1 *= x;
     else
-      xpm1 = std::pow(x, p - 1.0);
-    const double xp = xpm1 * x;
-    const double env = 1.0 - A * xp + B * xp * x - C * xp * x * x;
-    const double denv = (-A * p * xpm1 + B * (p + 1.0) * xp - C * (p + 2.0) * xp * x) * inv_cut;
+      for (int e = 0; e < 8; e++) xpm1[e] = std::pow(x[e], p - 1.0);
+    const v8d xp = xpm1 * x;
+    const v8d env = 1.0 - A * xp + B * xp * x - C * xp * x * x;
+    const v8d denv = (-A * p * xpm1 + B * (p + 1.0) * xp - C * (p + 2.0) * xp * x) * inv_cut;
     // Bessel functions sin(n w r) / r by rotation: one sin and one cos per edge
-    const double theta = t.frequency * r, s1 = std::sin(theta), c1 = std::cos(theta);
-    double sn = s1, cn = c1;
+    v8d sn = s1, cn = c1;
     for (int b = 0; b < nb; b++) {
       // sin and cos of (n w + detune) r from those of n w r: detune * r < 1e-4, so two terms are exact
-      const double dt = t.detune[b] * r, keep = 1.0 - 0.5 * dt * dt;
-      const double sb = sn * keep + cn * dt, cb = cn * keep - sn * dt;
-      const double val = t.prefactor * sb * inv_r;
-      const double dval = t.prefactor * (t.frequencies[b] * cb - sb * inv_r) * inv_r;
+      const v8d dt = t.detune[b] * r, keep = 1.0 - 0.5 * dt * dt;
+      const v8d sb = sn * keep + cn * dt, cb = cn * keep - sn * dt;
+      const v8d val = t.prefactor * sb * inv_r;
+      const v8d dval = t.prefactor * (t.frequencies[b] * cb - sb * inv_r) * inv_r;
       basis[b] = val * env;
       dbasis[b] = dval * env + val * denv;
-      const double next = sn * c1 + cn * s1;
+      const v8d next = sn * c1 + cn * s1;
       cn = cn * c1 - sn * s1;
       sn = next;
     }
-    const double *W = t.radial.data() + static_cast<std::size_t>(si * n_species + species[neighbour[k]]) * nb * KG;
-    double radial[EdgeSizes<KC, LC, GC>::radial] = {}, dradial[EdgeSizes<KC, LC, GC>::radial] = {};
-    for (int b = 0; b < nb; b++) {
-      const double *w = W + b * KG, bb = basis[b], db = dbasis[b];
-      for (int c = 0; c < KG; c++) {
-        radial[c] += bb * w[c];
-        dradial[c] += db * w[c];
-      }
-    }
-    std::copy(radial, radial + KG, &s.radial[KG * n]);
-    std::copy(dradial, dradial + KG, &s.dradial_dr[KG * n]);
-    double *pw = &s.powers[3 * L1 * n];
     for (int d = 0; d < 3; d++) {
-      pw[d * L1] = 1.0;
+      pw[d * L1] = v8d{1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
       for (int q = 1; q < L1; q++) pw[d * L1 + q] = pw[d * L1 + q - 1] * u[d];
     }
-    double *mono = &s.mono[M * n];
     for (int m = 0; m < M; m++) {
-      const int *e = exponents(m);
-      mono[m] = pw[e[0]] * pw[L1 + e[1]] * pw[2 * L1 + e[2]];
+      const int *ex = exponents(m);
+      mono[m] = pw[ex[0]] * pw[L1 + ex[1]] * pw[2 * L1 + ex[2]];
     }
-    n++;
+    for (int e = 0; e < lanes; e++) {
+      const int q = q0 + e;
+      const double *W =
+          t.radial.data() + static_cast<std::size_t>(si * n_species + species[neighbour[s.edge[q]]]) * nb * KG;
+      double radial[EdgeSizes<KC, LC, GC>::radial] = {}, dradial[EdgeSizes<KC, LC, GC>::radial] = {};
+      for (int b = 0; b < nb; b++) {
+        const double *w = W + b * KG, bb = basis[b][e], db = dbasis[b][e];
+        for (int c = 0; c < KG; c++) {
+          radial[c] += bb * w[c];
+          dradial[c] += db * w[c];
+        }
+      }
+      std::copy(radial, radial + KG, &s.radial[KG * q]);
+      std::copy(dradial, dradial + KG, &s.dradial_dr[KG * q]);
+    }
   }
   // moments M[m][c] = sum over edges of mono[m] R[c]: four monomials at a time, their sums in registers
   for (int m0 = 0; m0 < M; m0 += 4) {
     const int mb = std::min(4, M - m0);
     double acc[4][KMAX] = {};
     for (int q = 0; q < n; q++) {
-      const double *mono = &s.mono[M * q + m0];
+      const v8d *mono = &s.mono_t[M * (q / 8) + m0];
       for (int j = 0; j < 4; j++) {
         if (j >= mb) break;
-        const double mm = mono[j], *rg = &s.radial[KG * q] + (G == 1 ? 0 : t.group_of[m0 + j] * K);
+        const double mm = mono[j][q % 8], *rg = &s.radial[KG * q] + (G == 1 ? 0 : t.group_of[m0 + j] * K);
         for (int c = 0; c < K; c++) acc[j][c] += mm * rg[c];
       }
     }
@@ -806,25 +820,20 @@ void FFKitKernel::moment_adjoint(const MomentTerm &t, Scratch &s, double *grad) 
 
   // pass 2: each edge's share, through its radial channels and monomials, to dE/dr_ij, eight edges at a
   // time, one in each lane of a vector: the per-atom adjoints dmt are broadcast, every product is a full
-  // vector, and every edge's sums run in the same order (a last, partial batch pads its lanes with
-  // zeros and writes nothing from them)
+  // vector, and every edge's sums run in the same order (in a last, partial batch the lanes past the
+  // edges carry zero radial functions and write nothing)
   constexpr int RAD = EdgeSizes<KC, LC, GC>::radial, MONO = EdgeSizes<KC, LC, GC>::mono;
-  constexpr int PW = 3 * (fixed ? LC + 1 : GROUP_LIMIT);
   const int groups = G == 1 ? 1 : L1;    // monomials sharing radial functions: all of them, or each rank
   for (int q0 = 0; q0 < n; q0 += 8) {
     const int lanes = std::min(8, n - q0);
-    v8d mono[MONO] = {}, radial[RAD] = {}, dradial[RAD] = {}, pw[PW] = {}, u[3] = {}, inv_r = {};
-    for (int e = 0; e < lanes; e++) {    // component-major: the edge is the lane
-      const int q = q0 + e;
-      for (int m = 0; m < M; m++) mono[m][e] = s.mono[M * q + m];
+    const v8d *mono = &s.mono_t[M * (q0 / 8)], *pw = &s.powers_t[3 * L1 * (q0 / 8)], *u = &s.unit_t[3 * (q0 / 8)];
+    const v8d inv_r = s.inv_r_t[q0 / 8];
+    v8d radial[RAD] = {}, dradial[RAD] = {};
+    for (int e = 0; e < lanes; e++)    // component-major: the edge is the lane
       for (int c = 0; c < KG; c++) {
-        radial[c][e] = s.radial[KG * q + c];
-        dradial[c][e] = s.dradial_dr[KG * q + c];
+        radial[c][e] = s.radial[KG * q0 + KG * e + c];
+        dradial[c][e] = s.dradial_dr[KG * q0 + KG * e + c];
       }
-      for (int x = 0; x < 3 * L1; x++) pw[x][e] = s.powers[3 * L1 * q + x];
-      for (int d = 0; d < 3; d++) u[d][e] = s.unit[3 * q + d];
-      inv_r[e] = s.inv_r[q];
-    }
     v8d dr = {}, g_mono[MONO] = {};
     for (int gi = 0; gi < groups; gi++) {
       const int m0 = G == 1 ? 0 : rank_start(gi), m1 = G == 1 ? M : rank_start(gi + 1), off = G == 1 ? 0 : gi * K;
