@@ -429,14 +429,18 @@ std::string FFKitKernel::describe() const
 void FFKitKernel::evaluate(const double *vectors, const int64_t *species, const int64_t *centre,
                            const int64_t *neighbour, int64_t nedges, int nlocal, double *energy, double *grad) const
 {
-  // edges of centre i are [start[i], start[i + 1])
-  std::vector<int64_t> start(nlocal + 1, nedges);
-  int64_t e = 0;
-  for (int i = 0; i < nlocal; i++) {
-    start[i] = e;
-    while (e < nedges && centre[e] == i) e++;
-  }
-  if (e != nedges) throw std::runtime_error("kernel: edges are not grouped by centre in ascending order");
+  // edges of centre i are [start[i], start[i + 1]): checked, then found by bisection, both in parallel
+  bool grouped = true;
+  at::parallel_for(0, nedges, 16384, [&](int64_t first, int64_t last) {
+    for (int64_t k = first; k < last; k++)
+      if (centre[k] < 0 || centre[k] >= nlocal || (k > 0 && centre[k - 1] > centre[k]))
+        __atomic_store_n(&grouped, false, __ATOMIC_RELAXED);
+  });
+  if (!grouped) throw std::runtime_error("kernel: edges are not grouped by centre in ascending order");
+  std::vector<int64_t> start(nlocal + 1);
+  at::parallel_for(0, nlocal + 1, 1024, [&](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; i++) start[i] = std::lower_bound(centre, centre + nedges, i) - centre;
+  });
 
   at::parallel_for(0, nlocal, 64, [&](int64_t first, int64_t last) {
     Scratch s[ATOM_BLOCK];

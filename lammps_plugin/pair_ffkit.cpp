@@ -476,7 +476,7 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
 
   // local centres' edges, found (one distance pass, into each centre's slot of its neighbour-list
   // length) and then packed in parallel (threads N); the ghosts they reach are numbered afterwards in
-  // edge order, so the graph is the same for any number of threads
+  // LAMMPS order, so the graph is the same for any number of threads
   centre_offset.assign(inum + 1, 0);
   found.resize(list_offset[inum]);
   if (watch) {
@@ -520,15 +520,21 @@ int64_t PairFFKit::build_graph(int &ncompact, int &nlocal_compact)
       std::fill(centre + k, centre + k + n, ci);
     }
   });
-  for (int64_t k = 0; k < nedges; k++) {
-    const int j = neighbour_lammps[k];
-    if (compact_of[j] < 0) {
+  // the ghosts the edges reach, marked in parallel and numbered after the locals in LAMMPS order
+  reached.assign(nall - nlocal, 0);
+  at::parallel_for(0, nedges, 16384, [&](int64_t first, int64_t last) {
+    for (int64_t k = first; k < last; k++)
+      if (neighbour_lammps[k] >= nlocal) __atomic_store_n(&reached[neighbour_lammps[k] - nlocal], 1, __ATOMIC_RELAXED);
+  });
+  for (int j = nlocal; j < nall; j++)
+    if (reached[j - nlocal]) {
       compact_of[j] = static_cast<int>(lammps_of.size());
       lammps_of.push_back(j);
       species_buf.push_back(type2species[type[j]]);
     }
-    neighbour[k] = compact_of[j];
-  }
+  at::parallel_for(0, nedges, 16384, [&](int64_t first, int64_t last) {
+    for (int64_t k = first; k < last; k++) neighbour[k] = compact_of[neighbour_lammps[k]];
+  });
   if (close_i >= 0) report_close_contact(close_i, close_j);
 
   // message passing: the ghosts found so far (within one cutoff of a local atom, numbered right after

@@ -66,6 +66,7 @@ class PairFFKit : public Pair {
   std::vector<int> compact_of;          // LAMMPS index -> model index, -1 if not in the graph
   std::vector<int> lammps_of;           // model index -> LAMMPS index
   std::vector<int64_t> species_buf;     // model index -> species index
+  std::vector<unsigned char> reached;   // ghost (LAMMPS index - nlocal) -> reached by an edge
   std::vector<int64_t> edge_buf;        // [2, edge_capacity]: centres then neighbours
   std::vector<double> in64_buf;         // positions or pair vectors handed to float64 artifacts
   std::vector<float> in32_buf;          // the same for float32 artifacts
