@@ -148,10 +148,10 @@ template <int KC, int LC, int GC> struct EdgeSizes {
 /* Dense products of a block of atoms: z_b = bias + W x_b for each of `count` atoms b, W stored
    [n_in][n_out] (bias may be null: zero). Each pass over W serves up to eight atoms, so the matrix,
    which the products stream from cache (1130 x 128 in `accurate`, more than this CPU's L2 in both
-   orientations), is read once per eight atoms instead of once per atom: 3x faster on its own. The
-   sums of a tile of B outputs stay in vector registers. W holds doubles, or floats when every weight
-   is a float32 value (float32 artifacts): each is widened exactly, so the sums are the same, and
-   the matrix is half the size. Every output is bias + x_0 w_0 + x_1 w_1 + ... in that order,
+   orientations), is read once per eight atoms instead of once per atom (2-3x faster in a
+   micro-benchmark of that layer). The sums of a tile of B outputs stay in vector registers. W holds
+   doubles, or floats when every weight is a float32 value (float32 artifacts): each is widened
+   exactly, so the sums are the same, and the matrix is half the size. Every output is bias + x_0 w_0 + x_1 w_1 + ... in that order,
    whatever the block, so an atom's result does not depend on its neighbours in the block (nor on
    the number of threads, which decides the blocks). */
 typedef double v8d __attribute__((vector_size(64)));
@@ -653,24 +653,26 @@ void FFKitKernel::moment_features(const MomentTerm &t, int si, const double *vec
   auto rank_start = [&](int l) { return fixed ? n_monomials(l - 1) : t.rank_start[l]; };
   auto exponents = [&](int m) -> const int * { return fixed ? table.e[m] : &t.exponents[3 * m]; };
   const std::size_t n_max = static_cast<std::size_t>(end - begin);
-  if (s.edge.size() < n_max) {
-    const std::size_t batches = (n_max + 7) / 8;
-    s.edge.resize(n_max);
-    s.radial.resize(KG * n_max);
-    s.dradial_dr.resize(KG * n_max);
-    s.unit_t.resize(3 * batches);
-    s.inv_r_t.resize(batches);
-    s.powers_t.resize(3 * L1 * batches);
-    s.mono_t.resize(M * batches);
-  }
+  // each buffer as large as this centre and this term need (a model may have terms of other sizes)
+  const std::size_t batches = (n_max + 7) / 8;
+  auto fit = [](auto &buffer, std::size_t size) {
+    if (buffer.size() < size) buffer.resize(size);
+  };
+  fit(s.edge, n_max);
+  fit(s.radial, KG * n_max);
+  fit(s.dradial_dr, KG * n_max);
+  fit(s.unit_t, 3 * batches);
+  fit(s.inv_r_t, batches);
+  fit(s.powers_t, 3 * L1 * batches);
+  fit(s.mono_t, M * batches);
   s.moments_t.resize(static_cast<std::size_t>(M) * K);
   double *mt = s.moments_t.data();
   const double cut2 = t.cutoff * t.cutoff, inv_cut = 1.0 / t.cutoff, p = t.p;
   const double A = 0.5 * (p + 1.0) * (p + 2.0), B = p * (p + 2.0), C = 0.5 * p * (p + 1.0);
 
   // pass 1: the edges within the cutoff, then eight of them at a time, one in each lane of a vector:
-  // distance, envelope, Bessel basis, powers and monomials; then each edge's radial channels (its
-  // element pair's weights) and its entries of the per-edge arrays the moments and the adjoint read
+  // distance, envelope, Bessel basis, powers and monomials (kept in that layout for the moments and
+  // the adjoint); then each edge's radial channels from its element pair's weights
   int n = 0;
   for (int64_t k = begin; k < end; k++) {
     const double *v = vectors + 3 * k;
@@ -799,7 +801,7 @@ void FFKitKernel::moment_adjoint(const MomentTerm &t, Scratch &s, double *grad) 
   if (n == 0) return;    // no neighbours: moments do not depend on any pair vector
   const double *mt = s.moments_t.data();
   int idx = K;
-  // dE/d(moments) [m][c]: each rank's Gram adjoint S_l (symmetric) times the moments; also stored [c][m]
+  // dE/d(moments) [m][c]: each rank's Gram adjoint S_l (symmetric) times the moments
   std::vector<double> &dmt = s.dmoments_t;
   dmt.assign(static_cast<std::size_t>(M) * K, 0.0);
   for (int c = 0; c < K; c++) dmt[c] = s.g[c] * t.inv_std[c];

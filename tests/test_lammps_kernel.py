@@ -108,6 +108,20 @@ def test_generic_kernel_with_per_rank_radials_and_a_shared_network(tmp_path, ref
     assert max(worst.values()) <= 1e-10, worst
 
 
+def test_two_moment_terms_of_different_sizes_share_the_kernels_buffers(tmp_path, reference_data):
+    """A generic 3-body term beside `fast`'s: each centre's buffers are sized for the larger one."""
+    model = build_model(None, [1, 8], terms={"pair": {"type": "pair", "cutoff": 4.5, "n_basis": 8},
+                                             "small": {"type": "three_body", "cutoff": 3.0, "n_basis": 4,
+                                                       "n_channels": 3, "l_max": 1, "hidden": [8]},
+                                             "fast": {"type": "three_body", "cutoff": 4.5, "n_basis": 8,
+                                                      "n_channels": 8, "l_max": 3, "hidden": [16]}})
+    meta = compile_model(model, tmp_path / "two.pt", dtype="float64")
+    assert meta["paths"]["kernel"]["terms"] == ["pair_table", "three_body", "three_body"]
+    kernel, torchscript = _both_paths(tmp_path, _water(reference_data, 3), ["O", "H"], tmp_path / "two.pt")
+    worst = _worst(kernel, torchscript)
+    assert max(worst.values()) <= 1e-10, worst
+
+
 def test_float32_artifact_kernel_differs_by_float32_rounding_only(tmp_path, reference_data):
     meta = recast_artifact(MODELS / "water_deepmd_fast.pt", tmp_path / "fast32.pt", "float32")
     assert meta["dtype"] == "float32" and "kernel" in meta["paths"]
