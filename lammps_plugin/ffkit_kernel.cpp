@@ -419,6 +419,15 @@ void FFKitKernel::load(const json &spec)
   n_species = S;
 }
 
+bool FFKitKernel::threaded()
+{
+#ifdef _OPENMP
+  return true;
+#else
+  return false;
+#endif
+}
+
 std::string FFKitKernel::describe() const
 {
   std::string out;

@@ -20,6 +20,8 @@ class FFKitKernel {
   /* read kernel.json; throws std::runtime_error naming the field that is wrong */
   void load(const json &spec);
   bool loaded() const { return n_species > 0; }
+  /* whether this object was compiled with OpenMP: without it at::parallel_for runs its loops serial */
+  static bool threaded();
   std::string describe() const;
 
   /* Per-atom energies (eV) of centres 0..nlocal-1 and dE/dr_ij (eV/A, written to grad[3 * nedges]) for

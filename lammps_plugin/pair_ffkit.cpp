@@ -418,6 +418,15 @@ void PairFFKit::init_style()
   const int threads = resolve_threads();
   at::set_num_threads(threads);
   if (comm->me == 0) utils::logmesg(lmp, "pair_style ffkit: {} torch thread(s) per MPI rank\n", threads);
+#ifdef _OPENMP
+  constexpr bool style_threaded = true;
+#else
+  constexpr bool style_threaded = false;
+#endif
+  // at::parallel_for's OpenMP pragmas are compiled into each of our objects: without -fopenmp they run serial
+  if (threads > 1 && !(style_threaded && FFKitKernel::threaded()) && comm->me == 0)
+    error->warning(FLERR, "pair_style ffkit: this plugin was built without OpenMP, so its loops run on one "
+                   "thread whatever the thread count; rebuild it with a compiler that supports -fopenmp");
 }
 
 /* Neighbour lists are one cutoff long, for local atoms and (message passing) for ghosts too

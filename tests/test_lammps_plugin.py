@@ -80,6 +80,7 @@ def test_float32_artifact_runs(tmp_path, water_data):
 def test_threads_keyword_and_environment(tmp_path, water_data, toy):
     out = run_lmp(tmp_path, md_script(water_data, toy, pair_style="ffkit threads 2", steps=0))
     assert "pair_style ffkit: 2 torch thread(s) per MPI rank" in out
+    assert "built without OpenMP" not in out    # the style's own loops ran serial when only the kernel had it
     env = lammps_env()
     env["FFKIT_NUM_THREADS"] = "3"
     out = run_lmp(tmp_path, md_script(water_data, toy, steps=0), env=env)
