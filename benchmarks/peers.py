@@ -498,6 +498,17 @@ def measure_ffkit(dataset: str, box: Path, test_frames, repeats: int) -> list:
 LAMMPS_PAIRS = {"deepmd": "pair_style deepmd {model}\npair_coeff * * {elements}"}
 
 
+def stand_in(peer: str, data: Path, run: Path, budget: str, minutes) -> Path:
+    """A model of the same settings as a trained run whose model is gone, trained for `minutes` only:
+    its cost per atom is the trained model's, since that depends on the architecture, not the weights."""
+    if not minutes:
+        raise SystemExit(f"peers: the model of {run.name} ({run / 'record.json'}) is no longer on disk; retrain it "
+                         "(--stage train) or time a model of the same settings with --stand-in MINUTES")
+    folder = run.with_name(run.name + "_stand_in")
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(TRAINERS[peer](data, folder, budget, minutes)["model"])
+
+
 def time_in_lammps(peer: str, model: Path, dataset: str, box: Path, repeats: int) -> dict:
     """NVE MD with the peer's own pair style in its own LAMMPS, interleaved with ffkit `accurate` in
     `pair_style ffkit` on the same box: the peer's µs/atom/step inside an engine, and accurate's beside it."""
@@ -555,6 +566,12 @@ def markdown(records) -> str:
                      f"{cell('n_params', 'd')} | {cell('e_mae_meV', '.2f')} | {force} | "
                      f"{cell('f_rmse_meV_A', '.2f')} | {cell('us_per_atom', '.0f')} | {ratio} | "
                      f"{cell('box_atoms', 'd')} |")
+    stand_ins = [r for r in records if r.get("timed_stand_in_minutes")]
+    if stand_ins:
+        lines += ["", "Timed on a stand-in (`--stand-in MINUTES`: the trained model was no longer on disk, so a model "
+                  "of the same settings trained for MINUTES was timed; the cost does not depend on the weights):", ""]
+        lines += [f"- {r['peer']} on {r['dataset']} ({r['budget']}): stand-in trained {r['timed_stand_in_minutes']:g} "
+                  "min" for r in stand_ins]
     in_lammps = [r for r in records if r.get("lammps_us_per_atom_step")]
     if in_lammps:
         lines += ["", "Inside LAMMPS (`--stage lammps`: NVE MD with the peer's own pair style in the LAMMPS of its "
@@ -576,6 +593,9 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, help="override the training budget (quick checks)")
     ap.add_argument("--box-atoms", type=int, default=5000, help="time on a box of at least this many atoms "
                     "(default: ffkit bench's 5000; smaller for a peer that runs out of memory there)")
+    ap.add_argument("--stand-in", type=float, metavar="MINUTES",
+                    help="time stage, for a trained run whose model is gone: time a model of the same settings "
+                         "trained for MINUTES instead (the record notes it)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -618,18 +638,25 @@ def main(argv=None) -> int:
                           "package": " ".join(PACKAGES[peer]), "date": time.strftime("%Y-%m-%d")}
                 record_file.write_text(json.dumps(record, indent=1))
                 print(markdown([record]), flush=True)
-            if not record_file.is_file():
+            key = (peer, dataset, args.budget)
+            if not record_file.is_file() and key not in previous:
                 print(f"peers: no trained {peer} for {dataset} ({args.budget}); run --stage train first")
                 continue
-            record = json.loads(record_file.read_text())
+            # a run folder that is gone leaves its record in peers.json
+            record = json.loads(record_file.read_text()) if record_file.is_file() else dict(previous[key])
             if not {"train", "time"} & set(args.stage):   # keep what earlier stages measured of this model
-                record.update(previous.get((peer, dataset, args.budget), {}))
+                record.update(previous.get(key, {}))
             record.setdefault("test_sha256", dataset_hash(test_frames))
+            timed = {"time", "lammps"} & set(args.stage) and "note" not in record
+            model = Path(record.get("model", ""))
+            if timed and not model.is_file():
+                model = stand_in(peer, data, run, args.budget, args.stand_in)
+                record["timed_stand_in_minutes"] = args.stand_in
             if "time" in args.stage and "note" not in record:
-                timing = time_peer(peer, Path(record["model"]), box, args.repeats)
+                timing = time_peer(peer, model, box, args.repeats)
                 record.update({"us_per_atom": timing["us_per_atom"], "box_atoms": timing["atoms"]})
             if "lammps" in args.stage and peer in LAMMPS_PAIRS and "note" not in record:
-                record.update(time_in_lammps(peer, Path(record["model"]), dataset, box, args.repeats))
+                record.update(time_in_lammps(peer, model, dataset, box, args.repeats))
             records.append(record)
         if "time" in args.stage:
             ffkit = measure_ffkit(dataset, box, test_frames, args.repeats)
