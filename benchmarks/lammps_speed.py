@@ -24,7 +24,8 @@ Models are untrained tiers from ffkit.model.tiers (speed does not depend on the 
 term mixes on top of `accurate` (VARIANTS: the message-passing terms, to measure what reaching two
 cutoffs costs against a strictly local design; `--tiers accurate tensors tensors-local`).
 Writes lammps_speed.json (records: case, ranks, atoms, us_per_atom_step, ns_per_day, ratio_to_mm,
-plus timestep_fs, steps, cpu_percent) and lammps_speed.md. The LAMMPS inputs, the SPC/E data file and
+plus timestep_fs, steps, cpu_percent) and lammps_speed.md, which ends with issue #18's targets beside what
+the run measured. The LAMMPS inputs, the SPC/E data file and
 the interleaved timing loop are ffkit_lammps_adapter.timing's, shared with `ffkit bench`.
 """
 
@@ -248,6 +249,17 @@ def scaling_cases(args, work: Path) -> list:
     return cases
 
 
+def scaling_spreads(records) -> dict:
+    """tier -> ({atoms: µs/atom/step}, largest relative deviation from their median) of the scaling runs."""
+    runs = [r for r in records if "scaling" in r]
+    out = {}
+    for tier in dict.fromkeys(r["tier"] for r in runs):
+        costs = {r["atoms"]: r["us_per_atom_step"] for r in runs if r["tier"] == tier}
+        median = statistics.median(costs.values())
+        out[tier] = costs, max(abs(c / median - 1.0) for c in costs.values())
+    return out
+
+
 def scaling_lines(records) -> list[str]:
     """One row per tier: µs/atom/step at each box size and the largest deviation from their median."""
     runs = [r for r in records if "scaling" in r]
@@ -257,12 +269,41 @@ def scaling_lines(records) -> list[str]:
     lines = ["", "## Scaling with the box (1 rank, 1 thread)", "",
              "| tier | " + " | ".join(f"{n} atoms" for n in sizes) + " | largest deviation from the median |",
              "| --- |" + " ---: |" * (len(sizes) + 1)]
-    for tier in dict.fromkeys(r["tier"] for r in runs):
-        costs = {r["atoms"]: r["us_per_atom_step"] for r in runs if r["tier"] == tier}
-        median = statistics.median(costs.values())
-        spread = max(abs(c / median - 1.0) for c in costs.values())
+    for tier, (costs, spread) in scaling_spreads(records).items():
         lines.append(f"| {tier} {runs[0]['dtype']} | " + " | ".join(f"{costs[n]:.3g}" if n in costs else "–"
                                                                       for n in sizes) + f" | ±{100 * spread:.0f} % |")
+    return lines
+
+
+def target_lines(records) -> list[str]:
+    """Issue #18's targets beside what this run measured: met, or the distance to them."""
+    rows = []    # (case, measured, target, met)
+    for tier, limit in (("fast", 2.0), ("balanced", 10.0), ("accurate", 20.0)):
+        for r in records:
+            if r.get("tier") == tier and r["case"] == f"ffkit {tier} {r['dtype']}":
+                rows.append((f"`{tier}` {r['dtype']}, 1 thread", f"{r['ratio_to_mm']:.2f}× the anchor",
+                             f"≤ {limit:g}×", r["ratio_to_mm"] <= limit))
+    for r in records:
+        if "cost_vs_one_member" in r:
+            rows.append((f"committee of {r['members']} `{r['tier']}` members", f"{r['cost_vs_one_member']:.2f}× one "
+                         "member", "≤ 1.5×", r["cost_vs_one_member"] <= 1.5))
+    for key, what, limit in (("speedup_vs_1_thread", "2 threads, 1 rank", 1.7),
+                             ("speedup_vs_1_rank", "`mpirun -np 2`", 1.8)):
+        for r in records:
+            if key in r:
+                rows.append((f"{what}, {r['atoms']} atoms: `{r['case'].split()[1]}`", f"{r[key]:.2f}×",
+                             f"≥ {limit:g}×", r[key] >= limit))
+    for tier, (costs, spread) in scaling_spreads(records).items():
+        rows.append((f"per atom, {min(costs)} → {max(costs)} atoms: `{tier}`", f"±{100 * spread:.0f} %", "±15 %",
+                     spread <= 0.15))
+    if not rows:
+        return []
+    lines = ["", "## Issue #18's targets", "", "| case | measured | target | met |", "| --- | ---: | ---: | --- |"]
+    lines += [f"| {case} | {measured} | {target} | {'yes' if met else '**no**'} |" for case, measured, target, met in rows]
+    if any(not met and case.startswith("committee") for case, _, _, met in rows):
+        lines += ["", "The committee's members share the graph and the pair vectors; each runs its own kernel "
+                  "(radial functions, moments, invariants, network, adjoint), which is most of a member's step. "
+                  "Below 1.5× needs members that share their descriptor (docs/benchmarks.md)."]
     return lines
 
 
@@ -286,7 +327,7 @@ def markdown(records, args) -> str:
             + (f" ({r['cost_vs_one_member']:.2f}× one member)" if "cost_vs_one_member" in r else "")
         lines.append(f"| {name} | {r['ranks']} | {r['atoms']} | {r['us_per_atom_step']:.3g} | {ns} | "
                      f"{r['ratio_to_mm']:.3g} | {over} | {cpu} |")
-    return "\n".join(lines + scaling_lines(records)) + "\n"
+    return "\n".join(lines + scaling_lines(records) + target_lines(records)) + "\n"
 
 
 if __name__ == "__main__":
