@@ -131,7 +131,7 @@ def test_a_teacher_lammps_cannot_run_labels_the_md_of_a_sampler(tmp_path, capsys
         labels[name] = atoms.get_forces()
     np.testing.assert_allclose(samples["forces"][-1], labels["teacher"], atol=1e-6)
     assert np.abs(labels["teacher"] - labels["sampler"]).max() > 1e-2
-    # float32 members: the spread, a difference of forces, is as close as the forces are (1e-6 eV/Å), not to 1e-6 relative
+    # float32 members: the spread, a difference of forces, agrees as the forces do (1e-6 eV/Å), not to 1e-6 relative
     assert samples["spread"][-1] == pytest.approx(atoms.calc.results["max_force_std"], abs=1e-6)
     assert samples["spread"][-1] > 0
     assert read_metadata(out / "student.pt")["provenance"]["sampler"] == str(sampler.resolve())
