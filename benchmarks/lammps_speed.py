@@ -299,7 +299,8 @@ def target_lines(records) -> list[str]:
     if not rows:
         return []
     lines = ["", "## Issue #18's targets", "", "| case | measured | target | met |", "| --- | ---: | ---: | --- |"]
-    lines += [f"| {case} | {measured} | {target} | {'yes' if met else '**no**'} |" for case, measured, target, met in rows]
+    lines += [f"| {case} | {measured} | {target} | {'yes' if met else '**no**'} |"
+              for case, measured, target, met in rows]
     if any(not met and case.startswith("committee") for case, _, _, met in rows):
         lines += ["", "The committee's members share the graph and the pair vectors; each runs its own kernel "
                   "(radial functions, moments, invariants, network, adjoint), which is most of a member's step. "
