@@ -129,6 +129,27 @@ class TensorMessagesML(DescriptorTerm):
         norms = self.embed_norm((x0 * x0).sum((-1, -2)))
         return self.embed_mixing(x0, self.embed_gates(norms).view(-1, 3, self.channels))
 
+    def messages(self, y: torch.Tensor, radial: torch.Tensor, centres: torch.Tensor, neighbours: torch.Tensor,
+                 n_atoms: int) -> torch.Tensor:
+        """M_i = sum_j r0 s_j 1 + r1 A_j + r2 S_j: the neighbours' parts weighted by radial channels (E, 3, C).
+
+        Computed as P + Q^T + (sum_j g s_j) 1 with P, Q = sum_j a Y_j, sum_j b Y_j, a = (r1 + r2) / 2,
+        b = (r2 - r1) / 2 and g = r0 - r2, since a Y + b Y^T = r2 s 1 + r1 A + r2 S. Per edge and
+        channel that is 19 numbers where the three parts as 3x3 matrices take 27 (a training step
+        of `accurate` + tensor messages: 58 -> 47 ms).
+        """
+        c = self.channels
+        r0, r1, r2 = radial[:, 0], radial[:, 1], radial[:, 2]
+        y_j = y.flatten(2).index_select(0, neighbours)  # (E, C, 9)
+        s_j = y_j[:, :, 0::4].sum(-1) / 3.0  # trace / 3
+        weighted = torch.stack([0.5 * (r1 + r2), 0.5 * (r2 - r1)], dim=1).unsqueeze(-1) * y_j.unsqueeze(1)
+        sums = torch.zeros(n_atoms, 2, c, 9, dtype=y.dtype, device=y.device).index_add(0, centres, weighted)
+        traces = torch.zeros(n_atoms, c, dtype=y.dtype, device=y.device).index_add(0, centres, (r0 - r2) * s_j)
+        eye = torch.eye(3, dtype=y.dtype, device=y.device)
+        m = sums[:, 0].view(n_atoms, c, 3, 3) + sums[:, 1].view(n_atoms, c, 3, 3).transpose(-1, -2) \
+            + traces[..., None, None] * eye
+        return m * self.inv_neighbors
+
     def features(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                  lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
         # with an interaction, the ghosts that are centres (numbered right after the locals) need X too
@@ -144,12 +165,7 @@ class TensorMessagesML(DescriptorTerm):
             local = edge_index[0] < n_atoms
             centres, neighbours = edge_index[0][local], edge_index[1][local]
             radial = self.message_radials(basis[local], species[centres] * self.n_species + species[neighbours])
-            scalar, anti, sym = decompose(y)
-            eye = torch.eye(3, dtype=x.dtype, device=x.device)
-            parts = torch.stack([(scalar[..., None, None] * eye).flatten(2), anti.flatten(2), sym.flatten(2)], dim=1)
-            messages = (radial.unsqueeze(-1) * parts.index_select(0, neighbours)).sum(1)  # (E, C, 9)
-            summed = torch.zeros(n_atoms, c, 9, dtype=x.dtype, device=x.device)
-            m = (summed.index_add(0, centres, messages) * self.inv_neighbors).view(n_atoms, c, 3, 3)
+            m = self.messages(y, radial, centres, neighbours, n_atoms)
         else:
             m = y
         y_local = y[:n_atoms]
