@@ -75,7 +75,10 @@ def _compile(args) -> int:
         source_meta = read_metadata(source)
     else:
         model, ckpt = load_checkpoint(source)
-    if len(args.checkpoint) > 1:
+    # a multi-head model is a committee whose members share their descriptors: LAMMPS runs it as one, with
+    # the force spread; other engines run the mean of its heads as one model
+    heads = model.heads() if model is not None else 1
+    if len(args.checkpoint) > 1 or (heads > 1 and args.engine == "lammps"):
         if args.engine != "lammps":
             raise FFKitError(f"a committee ({len(args.checkpoint)} models) is compiled for --engine lammps only; "
                              f"--engine {args.engine} takes one checkpoint")

@@ -8,7 +8,7 @@ per-atom force spread after summing ghost contributions (docs/artifact.md, "Comm
 import json
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -56,29 +56,45 @@ class CommitteeConvention(nn.Module):
         return energy, forces, virial
 
 
-def load_member(path, dtype: str) -> Tuple[nn.Module, Dict[str, Any]]:
-    """One member as a LAMMPS-convention module in `dtype`, and its metadata; from a checkpoint or an artifact.
+def load_members(source, dtype: str) -> List[Tuple[nn.Module, Dict[str, Any], str, int]]:
+    """The members one source contributes, each a LAMMPS-convention module in `dtype` with its metadata, a name and
+    the parameters it adds to the committee (heads share theirs: the first counts the model's, the others none).
 
-    A checkpoint is compiled exactly as `ffkit compile` compiles one model (pair terms tabulated), then loaded.
-    A committee artifact is one member too (its mean): a committee of unlike models, one of them an ensemble of
-    its own, weighs that ensemble as one model.
+    A checkpoint (or a ForceField) is compiled exactly as `ffkit compile` compiles one model (pair terms
+    tabulated), then loaded; a multi-head model (`heads` > 1 on its ML terms) gives one member per head,
+    members that share every descriptor, which the LAMMPS kernel then computes once for all of them. A
+    committee artifact is one member (its mean): a committee of unlike models, one of them an ensemble of its
+    own, weighs that ensemble as one model.
     """
-    path = Path(path)
+    if isinstance(source, nn.Module):
+        return _model_members(source, None, "model", dtype)
+    path = Path(source)
     if not path.is_file():
         raise FFKitError(f"{path}: committee member not found")
     if not is_artifact(path):
         from .checkpoints import load_checkpoint
 
         model, ckpt = load_checkpoint(path)
-        with tempfile.TemporaryDirectory() as tmp:
-            compile_model(model, Path(tmp) / "member.pt", dtype=dtype, checkpoint=ckpt,
-                          test_metrics=checkpoint_metrics(ckpt))
-            return load_artifact(Path(tmp) / "member.pt", engine="lammps")
+        return _model_members(model, ckpt, path.name, dtype)
     module, meta = load_artifact(path, engine="lammps")
     if meta.get("dtype") != dtype:
         raise FFKitError(f"{path}: artifact dtype is {meta.get('dtype')} (metadata.json 'dtype') but the committee "
                          f"is {dtype}; pass --dtype {meta.get('dtype')}, or the member's checkpoint")
-    return module, meta
+    return [(module, meta, path.name, int(meta.get("n_params") or 0))]
+
+
+def _model_members(model, ckpt: Optional[Dict[str, Any]], name: str, dtype: str) -> list:
+    heads = model.heads()
+    members = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for head in range(heads):
+            member = model if heads == 1 else model.head_member(head)
+            metrics = checkpoint_metrics(ckpt) if ckpt is not None and heads == 1 else {}
+            compile_model(member, Path(tmp) / f"member{head}.pt", dtype=dtype, checkpoint=ckpt, test_metrics=metrics)
+            module, meta = load_artifact(Path(tmp) / f"member{head}.pt", engine="lammps")
+            members.append((module, meta, name if heads == 1 else f"{name}#head{head}",
+                            model.count_parameters() if head == 0 else 0))
+    return members
 
 
 def _common(values: List[Any]) -> Any:
@@ -86,22 +102,24 @@ def _common(values: List[Any]) -> Any:
 
 
 def compile_committee(paths: Sequence, out, dtype: str = "float64") -> Dict[str, Any]:
-    """Write the committee artifact of the checkpoints/artifacts `paths` to `out`; returns its metadata."""
+    """Write the committee artifact of the checkpoints/artifacts `paths` (or ForceFields) to `out`; returns its
+    metadata."""
     if dtype not in ("float32", "float64"):
         raise FFKitError(f"--dtype must be float32 or float64, not {dtype!r}")
-    if len(paths) < 2:
-        raise FFKitError("a committee needs at least two members (checkpoints or LAMMPS artifacts)")
-    members = [load_member(p, dtype) for p in paths]
-    first_path, (_, first) = paths[0], members[0]
-    for path, (_, meta) in zip(paths[1:], members[1:]):
+    members = [member for p in paths for member in load_members(p, dtype)]
+    if len(members) < 2:
+        raise FFKitError("a committee needs at least two members (checkpoints or LAMMPS artifacts, or one checkpoint "
+                         "of a model with `heads` >= 2)")
+    first_path, first = members[0][2], members[0][1]
+    for _, meta, path, _ in members[1:]:
         for field in ("species", "units"):
             if meta.get(field) != first.get(field):
                 shown = "species_symbols" if field == "species" else field
                 raise FFKitError(f"{path}: committee members must share '{field}': it has {meta.get(shown)} but "
                                  f"{first_path} has {first.get(shown)} (metadata '{shown}', in model order)")
-    metas = [meta for _, meta in members]
+    metas = [meta for _, meta, _, _ in members]
     cutoff = max(float(m["cutoff"]) for m in metas)
-    module = CommitteeConvention([m for m, _ in members], cutoff, first["species"], dtype).eval()
+    module = CommitteeConvention([m for m, _, _, _ in members], cutoff, first["species"], dtype).eval()
     terms: List[str] = []
     for m in metas:
         terms += [t for t in m.get("terms") or [] if t not in terms]
@@ -115,16 +133,16 @@ def compile_committee(paths: Sequence, out, dtype: str = "float64") -> Dict[str,
         "dtype": dtype,
         "tier": _common([m.get("tier") for m in metas]),
         "terms": terms,
-        "n_params": sum(int(m.get("n_params") or 0) for m in metas),
+        "n_params": sum(added for _, _, _, added in members),
         "training_data_sha256": _common([m.get("training_data_sha256") for m in metas]),
         "test_metrics": {},
         "methods": ["forward", "forward_committee"],
         "paths": {"torchscript": ["forward", "forward_committee"]},
         "committee": {"size": len(members), "members": [
-            {"source": Path(p).name, **{k: m.get(k) for k in ("tier", "cutoff", "n_params", "training_data_sha256",
-                                                               "test_metrics", "pair_table")},
+            {"source": name, **{k: m.get(k) for k in ("tier", "cutoff", "n_params", "training_data_sha256",
+                                                       "test_metrics", "pair_table")},
              **({"committee_size": m["committee"]["size"]} if "committee" in m else {})}
-            for p, m in zip(paths, metas)]},
+            for _, m, name, _ in members]},
     }
     files = {}
     spec = convention_kernel_spec(module)  # every member has a kernel: the plugin runs each and averages

@@ -36,14 +36,25 @@ from .reference import fit_reference_energies, isolated_atom_energies
 
 
 class _EnergyForces(nn.Module):
-    """Wraps the model so DistributedDataParallel sees one forward that yields E and F."""
+    """Wraps the model so DistributedDataParallel sees one forward that yields E and F: per head,
+    stacked (heads, frames) and (heads, atoms, 3), so each head of a multi-head model fits the data
+    on its own (a committee's members, not one averaged model)."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
     def forward(self, graph: Graph):
-        return energy_and_forces(self.model, graph, training=True)
+        heads = self.model.heads()
+        if heads == 1:
+            energy, forces = energy_and_forces(self.model, graph, training=True)
+            return energy.unsqueeze(0), forces.unsqueeze(0)
+        results = []
+        for head in range(heads):
+            self.model.set_head(head)
+            results.append(energy_and_forces(self.model, graph, training=True))
+        self.model.set_head(-1)
+        return torch.stack([e for e, _ in results]), torch.stack([f for _, f in results])
 
 
 def _read(cfg: TrainConfig, path: str) -> List[Frame]:
@@ -332,8 +343,8 @@ class Trainer:
         seconds = []
         for _ in range(4):  # the first call pays for allocations: the median of the others
             start = time.perf_counter()
-            energy, forces = energy_and_forces(self.model, graph, training=True)
-            frame_losses(energy, forces, graph, cfg).sum().backward()
+            energies, forces = _EnergyForces(self.model)(graph)
+            sum(frame_losses(e, f, graph, cfg) for e, f in zip(energies, forces)).sum().backward()
             seconds.append(time.perf_counter() - start)
         self.optimizer.zero_grad(set_to_none=True)
         remaining = (cfg.epochs - self.epoch) * steps_per_epoch * sorted(seconds[1:])[1] / self.world
@@ -350,8 +361,8 @@ class Trainer:
         for batch_ids in self._batches():
             mine = batch_ids[self.rank::self.world]
             graph = collate([self.train_graphs[i] for i in mine]).to(self.dtype)
-            energy, forces = wrapped(graph)
-            losses = frame_losses(energy, forces, graph, self.cfg)
+            energies, forces = wrapped(graph)
+            losses = sum(frame_losses(e, f, graph, self.cfg) for e, f in zip(energies, forces))
             loss = losses.sum() * (self.world / len(batch_ids))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

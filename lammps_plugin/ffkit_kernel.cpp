@@ -257,7 +257,7 @@ struct FFKitKernel::Scratch {
   std::vector<v8d> unit_t, inv_r_t, powers_t, mono_t;    // [batch of eight edges][component], the edge in the lane
   std::vector<double> moments_t, gram, dmoments_t;    // moments [m][c], a rank's Gram matrix, their adjoint [m][c]
   std::vector<std::vector<double>> z, a;    // each layer's pre-activation and input
-  std::vector<double> g, gin;
+  std::vector<double> g, gin, g_mean;    // dE/d(network input), a layer's adjoint, the heads' mean of g
   std::vector<double> v, T, Tv, TT, dv, dT;    // the 4-body part: mixed vectors, matrices, products, adjoints
 };
 
@@ -435,8 +435,41 @@ std::string FFKitKernel::describe() const
   return out;
 }
 
+bool FFKitKernel::same_descriptors(const json &a, const json &b)
+{
+  auto descriptors = [](json spec) {
+    if (spec.is_object() && spec.contains("terms") && spec["terms"].is_array())
+      for (auto &term : spec["terms"])
+        if (term.is_object() && term.contains("readout") && term["readout"].is_object()) {
+          term["readout"].erase("networks");
+          term["readout"].erase("output_scale");
+        }
+    return spec;
+  };
+  return descriptors(a) == descriptors(b);
+}
+
 void FFKitKernel::evaluate(const double *vectors, const int64_t *species, const int64_t *centre,
                            const int64_t *neighbour, int64_t nedges, int nlocal, double *energy, double *grad) const
+{
+  run(vectors, species, centre, neighbour, nedges, nlocal, energy, grad, nullptr);
+}
+
+void FFKitKernel::evaluate_heads(const std::vector<FFKitKernel> &heads, const double *vectors,
+                                 const int64_t *species, const int64_t *centre, const int64_t *neighbour,
+                                 int64_t nedges, int nlocal, double *energy, double *grad,
+                                 double *const *head_grad) const
+{
+  for (const auto &h : heads)
+    if (h.moment_terms.size() != moment_terms.size())
+      throw std::runtime_error("kernel: the heads of a committee must have this kernel's terms");
+  const Heads members{&heads, head_grad};
+  run(vectors, species, centre, neighbour, nedges, nlocal, energy, grad, &members);
+}
+
+void FFKitKernel::run(const double *vectors, const int64_t *species, const int64_t *centre,
+                      const int64_t *neighbour, int64_t nedges, int nlocal, double *energy, double *grad,
+                      const Heads *heads) const
 {
   // edges of centre i are [start[i], start[i + 1]): checked, then found by bisection, both in parallel
   bool grouped = true;
@@ -462,17 +495,26 @@ void FFKitKernel::evaluate(const double *vectors, const int64_t *species, const 
         e[b] = reference[si];
         std::fill(grad + 3 * start[i], grad + 3 * start[i + 1], 0.0);    // the terms add to it
         for (const auto &t : tables) pair_table(t, si, vectors, species, neighbour, start[i], start[i + 1], e[b], grad);
+        if (heads && heads->grad)    // every member has the shared pair terms
+          for (std::size_t m = 0; m < heads->kernels->size(); m++)
+            std::copy(grad + 3 * start[i], grad + 3 * start[i + 1], heads->grad[m] + 3 * start[i]);
       }
-      for (const auto &t : moment_terms) {
+      for (std::size_t ti = 0; ti < moment_terms.size(); ti++) {
+        const MomentTerm &t = moment_terms[ti];
         const int64_t *st = start.data();
+        // instantiated for the tiers' sizes, whose per-edge accumulators then live in vector registers
+#define FFKIT_TERM_BLOCK(KC, LC, GC)                                                                       \
+  (heads ? heads_block<KC, LC, GC>(ti, *heads, i0, count, vectors, species, neighbour, st, e, grad, s)     \
+         : moment_block<KC, LC, GC>(t, i0, count, vectors, species, neighbour, st, e, grad, s))
         if (t.canonical && t.n_groups == 1 && t.n_channels == 8 && t.l_max == 3)    // fast
-          moment_block<8, 3, 1>(t, i0, count, vectors, species, neighbour, st, e, grad, s);
+          FFKIT_TERM_BLOCK(8, 3, 1);
         else if (t.canonical && t.n_groups == 1 && t.n_channels == 16 && t.l_max == 4)    // balanced
-          moment_block<16, 4, 1>(t, i0, count, vectors, species, neighbour, st, e, grad, s);
+          FFKIT_TERM_BLOCK(16, 4, 1);
         else if (t.canonical && t.n_groups == 5 && t.n_channels == 16 && t.l_max == 4)    // accurate
-          moment_block<16, 4, 5>(t, i0, count, vectors, species, neighbour, st, e, grad, s);
+          FFKIT_TERM_BLOCK(16, 4, 5);
         else
-          moment_block<0, 0, 0>(t, i0, count, vectors, species, neighbour, st, e, grad, s);
+          FFKIT_TERM_BLOCK(0, 0, 0);
+#undef FFKIT_TERM_BLOCK
       }
       std::copy(e, e + count, energy + i0);
     }
@@ -889,4 +931,36 @@ void FFKitKernel::moment_block(const MomentTerm &t, int64_t i0, int count, const
                                 start[i0 + b + 1], s[b]);
   readout(t, species + i0, count, energy, s);
   for (int b = 0; b < count; b++) moment_adjoint<KC, LC, GC>(t, s[b], grad);
+}
+
+/* moment term ti of every head on centres i0 .. i0 + count - 1: the features once, each head's
+   networks (its own adjoint pass when heads.grad asks for it), then one adjoint pass of the mean
+   network gradient for the mean dE/dr_ij */
+template <int KC, int LC, int GC>
+void FFKitKernel::heads_block(std::size_t ti, const Heads &heads, int64_t i0, int count, const double *vectors,
+                              const int64_t *species, const int64_t *neighbour, const int64_t *start,
+                              double *energy, double *grad, Scratch *s) const
+{
+  const MomentTerm &t = moment_terms[ti];
+  for (int b = 0; b < count; b++)
+    moment_features<KC, LC, GC>(t, static_cast<int>(species[i0 + b]), vectors, species, neighbour, start[i0 + b],
+                                start[i0 + b + 1], s[b]);
+  const std::size_t M = heads.kernels->size();
+  double sum[ATOM_BLOCK] = {};
+  for (std::size_t m = 0; m < M; m++) {
+    readout((*heads.kernels)[m].moment_terms[ti], species + i0, count, sum, s);
+    for (int b = 0; b < count; b++) {
+      std::vector<double> &mean = s[b].g_mean;
+      if (m == 0) mean.assign(s[b].g.size(), 0.0);
+      for (std::size_t j = 0; j < mean.size(); j++) mean[j] += s[b].g[j];
+      if (heads.grad) moment_adjoint<KC, LC, GC>(t, s[b], heads.grad[m]);
+    }
+  }
+  const double inv = 1.0 / static_cast<double>(M);
+  for (int b = 0; b < count; b++) {
+    energy[b] += sum[b] * inv;
+    for (auto &x : s[b].g_mean) x *= inv;
+    s[b].g.swap(s[b].g_mean);
+    moment_adjoint<KC, LC, GC>(t, s[b], grad);
+  }
 }

@@ -31,6 +31,20 @@ class FFKitKernel {
   void evaluate(const double *vectors, const int64_t *species, const int64_t *centre, const int64_t *neighbour,
                 int64_t nedges, int nlocal, double *energy, double *grad) const;
 
+  /* Whether two kernel.json members differ only in their atomic networks (each ML term's readout
+     'networks' and 'output_scale'): the heads of one multi-head model, whose descriptors one
+     evaluation serves (evaluate_heads). */
+  static bool same_descriptors(const json &a, const json &b);
+
+  /* A committee of `heads`, kernels with this one's descriptors (same_descriptors), as `evaluate`
+     does for each member and then averages, but with every descriptor computed once: the members'
+     mean per-atom energies and dE/dr_ij (one adjoint pass, of the mean network gradient); with
+     head_grad (one array of 3 * nedges per head), each member's own dE/dr_ij too (one more
+     adjoint pass per member). The mean is the same bits with or without head_grad. */
+  void evaluate_heads(const std::vector<FFKitKernel> &heads, const double *vectors, const int64_t *species,
+                      const int64_t *centre, const int64_t *neighbour, int64_t nedges, int nlocal, double *energy,
+                      double *grad, double *const *head_grad) const;
+
  private:
   struct PairTable {
     double cutoff = 0.0, r_first = 0.0, spacing = 0.0;
@@ -70,6 +84,13 @@ class FFKitKernel {
     std::vector<std::vector<Layer>> networks;    // one per element, or one shared (one-hot input)
   };
   struct Scratch;
+  struct Heads {    // evaluate_heads' members and where their own gradients go (nullptr: the mean only)
+    const std::vector<FFKitKernel> *kernels;
+    double *const *grad;
+  };
+
+  void run(const double *vectors, const int64_t *species, const int64_t *centre, const int64_t *neighbour,
+           int64_t nedges, int nlocal, double *energy, double *grad, const Heads *heads) const;
 
   int n_species = 0;
   std::vector<double> reference;
@@ -82,6 +103,10 @@ class FFKitKernel {
   template <int KC, int LC, int GC>
   void moment_block(const MomentTerm &t, int64_t i0, int count, const double *vectors, const int64_t *species,
                     const int64_t *neighbour, const int64_t *start, double *energy, double *grad, Scratch *s) const;
+  template <int KC, int LC, int GC>
+  void heads_block(std::size_t ti, const Heads &heads, int64_t i0, int count, const double *vectors,
+                   const int64_t *species, const int64_t *neighbour, const int64_t *start, double *energy,
+                   double *grad, Scratch *s) const;
   template <int KC, int LC, int GC>
   void moment_features(const MomentTerm &t, int si, const double *vectors, const int64_t *species,
                        const int64_t *neighbour, int64_t begin, int64_t end, Scratch &s) const;

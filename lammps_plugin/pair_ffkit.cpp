@@ -306,7 +306,9 @@ void PairFFKit::load_model(const std::string &file)
     utils::logmesg(lmp, "pair_style ffkit: {} ({}tier {}, elements {}, cutoff {} A, {}; {})\n", file,
                    committee_size > 0 ? fmt::format("committee of {} models, ", committee_size) : "",
                    meta.contains("tier") ? meta["tier"].dump() : "?", symbols.dump(), model_cutoff, dtype,
-                   use_kernel ? "hand-written kernel, double: " + kernels[0].describe() : "TorchScript");
+                   use_kernel ? "hand-written kernel, double: " + kernels[0].describe() +
+                                    (shared_heads ? "; the members share their descriptors" : "")
+                              : "TorchScript");
 }
 
 /* The kernel runs what the artifact's kernel.json describes (a committee's: each member's), unless
@@ -315,6 +317,7 @@ void PairFFKit::choose_path(const std::string &kernel_text)
 {
   kernels.clear();
   use_kernel = false;
+  shared_heads = false;
   if (!kernel_text.empty() && path_mode != 2) {
     try {
       const json spec = json::parse(kernel_text);
@@ -327,6 +330,9 @@ void PairFFKit::choose_path(const std::string &kernel_text)
         kernels.emplace_back();
         kernels.back().load(member);
       }
+      shared_heads = committee && std::all_of(spec["committee"].begin(), spec["committee"].end(), [&](const json &m) {
+        return FFKitKernel::same_descriptors(spec["committee"][0], m);
+      });
     } catch (const std::exception &e) {
       error->all(FLERR, "pair_style ffkit: '{}': {}; recompile it with 'ffkit compile' (or run 'path torchscript')",
                  model_file, e.what());
@@ -678,11 +684,13 @@ void PairFFKit::compute(int eflag, int vflag)
   int ncompact = 0, nlocal_compact = 0;
   const int64_t nedges = build_graph(ncompact, nlocal_compact);
   torch::Tensor member_forces;    // committee: [M, ncompact, 3]
+  // the same decision on every rank: eflag_global and fix pair's trigger are global
+  spread_step = committee_size > 0 && (!(use_kernel && shared_heads) || eflag_global || force_std_flag);
   if (nlocal_compact > 0) run_model(nedges, ncompact, nlocal_compact, member_forces);
   if (!region_checked) check_ml_region();
   if (embedding) remove_mm_inside_ml();
   // every rank takes part: the spread needs a reverse communication and, for compute pair, reductions
-  if (committee_size > 0) force_spread(member_forces, ncompact);
+  if (spread_step) force_spread(member_forces, ncompact);
 }
 
 void PairFFKit::tally_energy(const double *energy, int nlocal_compact)
@@ -711,6 +719,36 @@ void PairFFKit::run_kernels(int64_t nedges, int ncompact, int nlocal_compact, to
   } else {    // the kernel writes every value
     kernel_energy.resize(nlocal_compact);
     kernel_grad.resize(3 * nedges);
+  }
+  if (shared_heads) {    // one evaluation of the descriptors for every head; the heads' own forces on spread steps
+    kernel_energy.resize(nlocal_compact);
+    kernel_grad.resize(3 * nedges);
+    if (spread_step) {
+      member_grad.resize(static_cast<std::size_t>(M) * 3 * nedges);
+      head_grad.resize(M);
+      for (int m = 0; m < M; m++) head_grad[m] = member_grad.data() + static_cast<std::size_t>(m) * 3 * nedges;
+    }
+    try {
+      kernels[0].evaluate_heads(kernels, in64_buf.data(), species_buf.data(), centre, neighbour, nedges,
+                                nlocal_compact, kernel_energy.data(), kernel_grad.data(),
+                                spread_step ? head_grad.data() : nullptr);
+    } catch (const std::exception &ex) {
+      error->one(FLERR, "pair_style ffkit: kernel of '{}' failed at step {}: {}", model_file, update->ntimestep,
+                 ex.what());
+    }
+    if (!spread_step) return;
+    kernel_member_forces.assign(static_cast<std::size_t>(M) * 3 * ncompact, 0.0);
+    for (int m = 0; m < M; m++) {
+      double *fm = kernel_member_forces.data() + static_cast<std::size_t>(m) * 3 * ncompact;
+      const double *g = head_grad[m];
+      for (int64_t k = 0; k < nedges; k++)
+        for (int d = 0; d < 3; d++) {
+          fm[3 * centre[k] + d] += g[3 * k + d];
+          fm[3 * neighbour[k] + d] -= g[3 * k + d];
+        }
+    }
+    member_forces = torch::from_blob(kernel_member_forces.data(), {M, ncompact, 3}, torch::kFloat64);
+    return;
   }
   for (int m = 0; m < M; m++) {
     double *e = kernel_energy.data(), *g = kernel_grad.data();
@@ -988,6 +1026,15 @@ void *PairFFKit::extract_peratom(const char *name, int &ncol)
                "no model is loaded yet (put fix pair after pair_coeff)" : fmt::format("'{}' holds one model", model_file));
   ncol = 0;
   return force_std;
+}
+
+/* fix pair ID all N ffkit force_std 1: fix pair sets force_std_flag on its steps, so that a committee of
+   heads makes its members' forces there (other committees make them every step) */
+void *PairFFKit::extract(const char *name, int &dim)
+{
+  dim = 0;
+  if (strcmp(name, "force_std_flag") == 0) return &force_std_flag;
+  return nullptr;
 }
 
 double PairFFKit::memory_usage()

@@ -38,6 +38,7 @@ class PairFFKit : public Pair {
   int pack_reverse_comm(int, int, double *) override;
   void unpack_reverse_comm(int, int *, double *) override;
   void *extract_peratom(const char *, int &) override;
+  void *extract(const char *, int &) override;
   double memory_usage() override;
 
  private:
@@ -89,6 +90,13 @@ class PairFFKit : public Pair {
   int comm_member = 0;             // member whose forces the current reverse communication carries
   double **member_f = nullptr;     // [nmax][3M]: force of member m on atom i in member_f[i][3m..3m+2]
   double *force_std = nullptr;     // [nmax]: spread of the members' forces on each local atom
+  // members that share their descriptors (the heads of one model) run on the kernel as one evaluation; their
+  // own forces, and so the spread, cost an adjoint pass each and are made only on steps that use them: energy
+  // steps (compute pair) and those fix pair triggers ('force_std 1' sets force_std_flag)
+  bool shared_heads = false;
+  int force_std_flag = 0;
+  bool spread_step = true;         // this step computes the members' forces and the spread
+  std::vector<double *> head_grad; // each head's dE/dr_ij, in member_grad's storage
 
   void allocate();
   void load_model(const std::string &file);

@@ -1,7 +1,9 @@
 """Committee artifacts in LAMMPS: `compute pair ffkit` gives the max and mean force spread, `fix pair ... force_std`
 the per-atom spread, both equal to the ASE calculator's on the same frame, the same serial and under
 `mpirun -np 2`, and the same on the hand-written kernel (each member's) as on TorchScript; a committee of
-identical members is the single model with zero spread."""
+identical members is the single model with zero spread. The heads of one model (`heads: 3`) are a committee
+whose members share their descriptors: the kernel computes those once, and the members' forces on the steps
+that use the spread."""
 
 import re
 from pathlib import Path
@@ -63,7 +65,8 @@ def test_committee_is_the_mean_of_its_members(frame, models):
     np.testing.assert_allclose(atoms.calc.results["forces_std"], np.sqrt(forces.var(0).mean(1)), rtol=0, atol=1e-12)
 
 
-def _lammps(workdir: Path, atoms, model: Path, nprocs: int = 1, steps: int = 0, pair: str = ""):
+def _lammps(workdir: Path, atoms, model: Path, nprocs: int = 1, steps: int = 0, pair: str = "",
+            thermo: int = 5, fix_pair: str = "1 ffkit force_std 0"):
     """Thermo rows (PotEng, c_dev[1] = max spread, c_dev[2] = mean spread) and the dump (id fx fy fz std)."""
     workdir.mkdir(parents=True, exist_ok=True)
     write_data(workdir / "w.data", atoms, WATER)
@@ -73,13 +76,13 @@ atom_style atomic
 read_data w.data
 {pair}
 compute dev all pair ffkit
-fix std all pair 1 ffkit force_std 0
+fix std all pair {fix_pair}
 velocity all create 300 4928459 loop geom
 fix nve all nve
 timestep 0.0005
 thermo_style custom step pe c_dev[1] c_dev[2]
 thermo_modify format float %.17g
-thermo 5
+thermo {thermo}
 dump d all custom 5 dump.std id fx fy fz f_std
 dump_modify d sort id format float %.17g
 run {steps}
@@ -144,9 +147,9 @@ def test_serial_equals_two_ranks(tmp_path, frame, models):
         np.testing.assert_allclose(parallel[step][:, 4], serial[step][:, 4], rtol=0, atol=1e-12)
 
 
-def _checkpoint(path: Path, model, data: Path, tier: str = "fast") -> Path:
+def _checkpoint(path: Path, model, data: Path, tier: str = "fast", terms=None) -> Path:
     """A checkpoint as training writes it; `ffkit compile` proves its artifact on frame 0 of `data`."""
-    spec = {"tier": tier, "terms": resolve_terms(tier), "species": list(model.species),
+    spec = {"tier": tier, "terms": resolve_terms(tier, terms), "species": list(model.species),
             "reference_energies": [0.0] * len(model.species), "avg_neighbors": 20.0}
     torch.save({"format": CHECKPOINT_FORMAT, "model_spec": spec, "model_state": model.state_dict(),
                 "history": [{"valid_f_mae": 0.1}], "data_hash": "abc", "config": {"data": str(data)}}, path)
@@ -245,3 +248,62 @@ run 0
                 "no-method": "declares a committee of 3 models .* but has no forward_committee method",
                 "bad-size": r"'committee' must be an object with an integer 'size' >= 2, not \{\"size\":1\}"}[case]
     assert re.search(expected, error_line(out)), error_line(out)
+
+
+HEADS = {"three_body": {"heads": 3}}
+
+
+@pytest.fixture(scope="module")
+def heads(tmp_path_factory, reference_data):
+    """A `fast` model with three heads, its checkpoint, and the committee artifact `ffkit compile` makes of it."""
+    d = tmp_path_factory.mktemp("heads")
+    torch.manual_seed(3)
+    model = build_model("fast", [1, 8], avg_neighbors=20.0, terms=HEADS).double()
+    checkpoint = _checkpoint(d / "heads.pt", model, reference_data / "water_deepmd" / "water.extxyz", terms=HEADS)
+    assert ffkit_main(["compile", str(checkpoint), "--out", str(d / "committee.pt")]) == 0
+    return {"model": model, "committee": d / "committee.pt"}
+
+
+def test_heads_compile_to_a_committee_of_their_networks(frame, heads):
+    """The artifact's members are the heads, each the model's descriptor with its own networks: the committee's
+    energy is the model's (the mean of its heads), its spread that of the heads' forces."""
+    from ffkit.graphs import frame_graph
+    from ffkit.datasets import Frame
+    from ffkit.predict import energy_and_forces
+
+    model = heads["model"]
+    calc = FFKitCalculator(heads["committee"])
+    assert [m["source"] for m in calc.metadata["committee"]["members"]] == [f"heads.pt#head{h}" for h in range(3)]
+    atoms = frame.copy()
+    atoms.calc = calc
+    graph = frame_graph(Frame(numbers=atoms.numbers, positions=atoms.positions, cell=np.asarray(atoms.cell),
+                              pbc=atoms.pbc, energy=None, forces=None, source="water frame 7"),
+                        model.species, model.cutoff).to(torch.float64)
+    energy = energy_and_forces(model, graph)[0].detach()
+    head_forces = np.array([energy_and_forces(model.head_member(h), graph)[1].detach().numpy() for h in range(3)])
+    assert abs(atoms.get_potential_energy() - float(energy[0])) <= 1e-10 * abs(float(energy[0]))
+    np.testing.assert_allclose(atoms.get_forces(), head_forces.mean(0), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(calc.results["forces_std"], np.sqrt(head_forces.var(0).mean(1)), rtol=0, atol=1e-10)
+    assert calc.results["max_force_std"] > 1e-4  # the heads really differ
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_heads_kernel_equals_torchscript(tmp_path, frame, heads, nprocs):
+    """The kernel's one descriptor evaluation for all heads = TorchScript's member by member: forces, energy and
+    spread over 10 MD steps, float64, <= 1e-10 relative, serial and on 2 ranks. The spread is made on energy
+    steps (thermo 10: steps 0 and 10) and where fix pair's trigger asks (every 5 steps, `force_std 1`)."""
+    runs = {}
+    for path in ("kernel", "torchscript"):
+        pair = f"pair_style ffkit path {path}\npair_coeff * * {heads['committee']} O H"
+        runs[path] = _lammps(tmp_path / path, frame, heads["committee"], steps=10, pair=pair, thermo=10,
+                             fix_pair="5 ffkit force_std 1", nprocs=nprocs if path == "kernel" else 1)
+    (kernel_rows, kernel), (script_rows, script) = runs["kernel"], runs["torchscript"]
+    assert "the members share their descriptors" in (tmp_path / "kernel" / "log.lammps").read_text()
+    assert len(kernel_rows) == len(script_rows) == 2
+    for a, b in zip(kernel_rows, script_rows):
+        for key in ("c_dev[1]", "c_dev[2]", "PotEng"):
+            assert abs(a[key] - b[key]) <= 1e-10 * abs(b[key]), (key, a, b)
+    for step in (0, 5, 10):
+        assert np.abs(script[step][:, 4]).max() > 1e-4
+        np.testing.assert_allclose(kernel[step][:, 1:5], script[step][:, 1:5], rtol=0,
+                                   atol=1e-10 * np.abs(script[step][:, 1:4]).max(), err_msg=f"step {step}")

@@ -353,3 +353,31 @@ def test_committee_members_train_in_parallel_as_they_would_alone(tmp_path):
     for key in states[1]:
         assert torch.equal(states[1][key], states[2][key]), key
     assert not all(torch.equal(states[0][key], states[1][key]) for key in states[0])  # seeds differ
+
+
+def test_heads_each_fit_the_data_and_the_model_is_their_mean(tmp_path):
+    """`heads: 2` on the 3-body term: two networks on one descriptor, a committee whose members share it. The
+    loss is the sum of each head's own loss (each head fits the data, not only their mean); the checkpoint
+    gives a model whose energy is the mean of its heads, and each head as an ordinary one-head model."""
+    from ffkit.graphs import collate
+    from ffkit.predict import energy_and_forces
+    from ffkit.training import Trainer, _EnergyForces, frame_losses
+
+    cfg = TrainConfig(data=ETHANOL, out=str(tmp_path / "run"), tier="fast", terms={"three_body": {"heads": 2}},
+                      max_frames=20, n_valid=4, epochs=2, progress=False, dtype="float64", threads=1)
+    trainer = Trainer(cfg)
+    model = trainer.model
+    graph = collate(trainer.train_graphs[:4]).to(torch.float64)
+    energies, forces = _EnergyForces(model)(graph)
+    assert energies.shape == (2, 4) and forces.shape == (2, graph.n_atoms, 3)
+    for head in range(2):
+        e, f = energy_and_forces(model.head_member(head), graph)
+        assert torch.allclose(energies[head], e, rtol=0, atol=1e-10) and torch.allclose(forces[head], f, atol=1e-10)
+    assert not torch.allclose(energies[0], energies[1])  # independently initialised networks
+    mean = energy_and_forces(model, graph)[0]
+    assert torch.allclose(mean, energies.mean(0), rtol=0, atol=1e-10)
+    summed = sum(frame_losses(e, f, graph, cfg) for e, f in zip(energies, forces))
+    assert float(summed.sum()) > float(frame_losses(mean, forces.mean(0), graph, cfg).sum())
+    trainer.run()
+    trained, _ = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert trained.heads() == 2 and trained.head_member(1).heads() == 1

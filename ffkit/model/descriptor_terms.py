@@ -46,7 +46,7 @@ class ThreeBodyML(DescriptorTerm):
 
     def __init__(self, n_species: int, cutoff: float, n_basis: int, n_channels: int, hidden: List[int],
                  l_max: int = 2, avg_neighbors: float = 10.0, shared_readout: bool = False,
-                 radial_per_rank: bool = False):
+                 radial_per_rank: bool = False, heads: int = 1):
         super().__init__()
         self.cutoff = float(cutoff)
         self.moments = CartesianMoments(n_species, cutoff, n_basis, n_channels, l_max, avg_neighbors, radial_per_rank)
@@ -55,7 +55,7 @@ class ThreeBodyML(DescriptorTerm):
         self.register_buffer("weights", slices.weights)
         self.register_buffer("triu", upper_triangle(n_channels))
         n_features = n_channels + (l_max + 1) * n_channels * (n_channels + 1) // 2
-        self.readout = ElementNetworks(n_species, n_features, hidden, shared_readout)
+        self.readout = ElementNetworks(n_species, n_features, hidden, shared_readout, heads)
 
     def features(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                  lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
@@ -69,7 +69,7 @@ class ManyBodyML(DescriptorTerm):
 
     def __init__(self, n_species: int, cutoff: float, n_basis: int, n_channels: int, n_coupled: int,
                  hidden: List[int], l_max: int = 2, avg_neighbors: float = 10.0, shared_readout: bool = False,
-                 radial_per_rank: bool = False):
+                 radial_per_rank: bool = False, heads: int = 1):
         super().__init__()
         self.cutoff = float(cutoff)
         self.moments = CartesianMoments(n_species, cutoff, n_basis, n_channels, max(l_max, 2), avg_neighbors,
@@ -82,7 +82,7 @@ class ManyBodyML(DescriptorTerm):
         self.mix_vector = nn.Linear(n_channels, n_coupled, bias=False)
         self.mix_tensor = nn.Linear(n_channels, n_coupled, bias=False)
         self.n_features = n_channels + (max(l_max, 2) + 1) * n_channels * (n_channels + 1) // 2 + 2 * n_coupled ** 3
-        self.readout = ElementNetworks(n_species, self.n_features, hidden, shared_readout)
+        self.readout = ElementNetworks(n_species, self.n_features, hidden, shared_readout, heads)
 
     def moments_and_invariants(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                                lengths: torch.Tensor, n_atoms: int) -> Tuple[torch.Tensor, torch.Tensor]:

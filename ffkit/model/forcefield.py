@@ -5,6 +5,7 @@ an engine, tests check its symmetries. Its input is a graph (centre, neighbour, 
 the same code serves periodic training data (vectors with image shifts) and engines' ghost atoms.
 """
 
+import copy
 from typing import Dict, List
 
 import torch
@@ -42,6 +43,32 @@ class ForceField(nn.Module):
             else:
                 energy = energy + term(species, edge_index[:, keep], vectors[keep], lengths[keep], n_atoms)
         return energy
+
+    @torch.jit.unused
+    def heads(self) -> int:
+        """How many networks each ML term has (`heads` in its spec): 1, or the size of a committee
+        whose members share every term's descriptor and differ only in their networks."""
+        counts = {r.n_heads for r in (t.learned_readout() for t in self.terms) if r is not None and r.n_heads > 1}
+        if len(counts) > 1:
+            raise ValueError(f"ML terms of one model must have the same number of heads, not {sorted(counts)}")
+        return counts.pop() if counts else 1
+
+    @torch.jit.unused
+    def set_head(self, head: int) -> None:
+        """Make every multi-head term give head `head`'s energy (-1: the mean over heads)."""
+        for readout in (t.learned_readout() for t in self.terms):
+            if readout is not None and readout.n_heads > 1:
+                readout.head = head
+
+    @torch.jit.unused
+    def head_member(self, head: int) -> "ForceField":
+        """Head `head` as an ordinary one-head model (a copy): one member of the committee the heads are."""
+        member = copy.deepcopy(self)
+        for term in member.terms:
+            readout = term.learned_readout()
+            if readout is not None and readout.n_heads > 1:
+                term.readout = readout.single_head(head)
+        return member
 
     @torch.jit.unused
     def count_parameters(self) -> int:
