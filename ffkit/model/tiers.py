@@ -12,7 +12,9 @@
   minutes 10.4 -> 9.8 (seed 1: 10.8 -> 9.4) with 22% fewer epochs (779 vs 1003).
 
 A config may name a tier and override any field, or list its own `terms` of any registered type
-(`ffkit.model.term.TERM_TYPES`). How each tier trains is in `ffkit.recipes`.
+(`ffkit.model.term.TERM_TYPES`). The 3-body and many-body terms take `heads: N`: N atomic networks
+on one descriptor, a committee that LAMMPS runs at about one model's cost (ffkit.model.readout).
+How each tier trains is in `ffkit.recipes`.
 """
 
 import copy
