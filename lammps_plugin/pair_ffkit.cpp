@@ -706,20 +706,12 @@ void PairFFKit::tally_energy(const double *energy, int nlocal_compact)
 
 /* The kernel(s) on the double pair vectors: per-atom energies and dE/dr_ij in kernel_energy and
    kernel_grad; for a committee their means over the members, and each member's forces (model units,
-   [M, ncompact, 3]) for the spread. */
+   [M, ncompact, 3]) for the spread (a committee of heads: on spread steps only). */
 void PairFFKit::run_kernels(int64_t nedges, int ncompact, int nlocal_compact, torch::Tensor &member_forces)
 {
   fill_pair_vectors(nedges);
   const int M = static_cast<int>(kernels.size());
   const int64_t *centre = edge_buf.data(), *neighbour = edge_buf.data() + nedges;
-  if (committee_size > 0) {    // the members' sums
-    kernel_energy.assign(nlocal_compact, 0.0);
-    kernel_grad.assign(3 * nedges, 0.0);
-    kernel_member_forces.assign(static_cast<std::size_t>(M) * 3 * ncompact, 0.0);
-  } else {    // the kernel writes every value
-    kernel_energy.resize(nlocal_compact);
-    kernel_grad.resize(3 * nedges);
-  }
   if (shared_heads) {    // one evaluation of the descriptors for every head; the heads' own forces on spread steps
     kernel_energy.resize(nlocal_compact);
     kernel_grad.resize(3 * nedges);
@@ -749,6 +741,14 @@ void PairFFKit::run_kernels(int64_t nedges, int ncompact, int nlocal_compact, to
     }
     member_forces = torch::from_blob(kernel_member_forces.data(), {M, ncompact, 3}, torch::kFloat64);
     return;
+  }
+  if (committee_size > 0) {    // the members' sums
+    kernel_energy.assign(nlocal_compact, 0.0);
+    kernel_grad.assign(3 * nedges, 0.0);
+    kernel_member_forces.assign(static_cast<std::size_t>(M) * 3 * ncompact, 0.0);
+  } else {    // the kernel writes every value
+    kernel_energy.resize(nlocal_compact);
+    kernel_grad.resize(3 * nedges);
   }
   for (int m = 0; m < M; m++) {
     double *e = kernel_energy.data(), *g = kernel_grad.data();

@@ -159,7 +159,6 @@ class TensorMessagesML(DescriptorTerm):
         unit = vectors / lengths.unsqueeze(-1)
         basis = self.basis(lengths)
         x = self.embedding(species, edge_index, unit, basis, n_centres)
-        c = self.channels
         y = self.pre_mixing(normalised(x))
         if self.interactions > 0:
             local = edge_index[0] < n_atoms
