@@ -1,10 +1,13 @@
 """Does the committee's force spread flag real errors? Measured on rMD17 ethanol and in LAMMPS.
 
-    python benchmarks/committee_uncertainty.py [--minutes 4] [--out benchmarks/results]
+    python benchmarks/committee_uncertainty.py [--minutes 4] [--heads 3] [--out benchmarks/results]
 
 Members: the committed `fast` ethanol artifact (benchmarks/models/rmd17_ethanol_fast.pt, seed 0)
 and two more `fast` models trained with seeds 1 and 2 (in parallel, --minutes each), compiled
-into one committee artifact. Then:
+into one committee artifact. With `--heads N` instead: one `fast` model with N heads (`heads: N`
+on its 3-body term: N networks on one descriptor, the committee LAMMPS runs at about one model's
+cost), trained with `fast`'s budget times N minutes (each step trains every head), compiled
+into a committee of its heads; results in committee_heads.*. Then:
 - on all 1000 test_MD frames (ASE calculator): each frame's largest per-atom force spread against
   its largest force error of the committee mean, their rank correlation, and the mean's force MAE;
 - in LAMMPS (`pair_style ffkit`, `compute pair ffkit`): one ethanol molecule at 300, 1000 and
@@ -44,6 +47,19 @@ def train_members(work: Path, minutes: float, seeds=(1, 2)) -> list:
     print(f"training fast seeds {', '.join(map(str, seeds))} at once, {minutes:g} min each", flush=True)
     train_parallel(cfgs)
     return [Path(cfg.out) / "best.pt" for cfg in cfgs]
+
+
+def train_heads(work: Path, heads: int) -> tuple:
+    """One `fast` model with `heads` heads; its best checkpoint and the minutes it was given."""
+    from ffkit.training import train
+
+    budget = training_budget("fast", periodic=False)
+    budget["max_minutes"] *= heads
+    cfg = TrainConfig(data=str(DATA / "train.xyz"), out=str(work / "heads"), tier="fast", progress=False, threads=1,
+                      terms={"three_body": {"heads": heads}}, **budget)
+    print(f"training one fast model with {heads} heads, at most {budget['max_minutes']:g} min", flush=True)
+    summary = train(cfg)
+    return Path(cfg.out) / "best.pt", budget["max_minutes"], summary["epochs"]
 
 
 def test_frames_study(committee: Path) -> dict:
@@ -94,25 +110,34 @@ def lammps_study(committee: Path, work: Path) -> list:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=4.0, help="training budget of each new member")
+    ap.add_argument("--heads", type=int, default=0, metavar="N",
+                    help="study the N heads of one fast model instead of 3 independent members")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     out = Path(args.out)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        members = [ROOT / "benchmarks" / "models" / "rmd17_ethanol_fast.pt"] + train_members(work, args.minutes)
+        if args.heads:
+            checkpoint, minutes, epochs = train_heads(work, args.heads)
+            members = [checkpoint]
+            described = [f"the {args.heads} heads of one fast model ({epochs} epochs, {minutes:g} min at most)"]
+            title, name = f"{args.heads} heads of one `fast` ethanol model (descriptors shared)", "committee_heads"
+        else:
+            members = [ROOT / "benchmarks" / "models" / "rmd17_ethanol_fast.pt"] + train_members(work, args.minutes)
+            described = ["benchmarks/models/rmd17_ethanol_fast.pt (seed 0)", f"fast, seed 1, {args.minutes:g} min",
+                         f"fast, seed 2, {args.minutes:g} min"]
+            title, name = "3 `fast` ethanol models", "committee"
         committee = work / "committee.pt"
         compile_committee([str(m) for m in members], committee, dtype="float32")
         study = test_frames_study(committee)
         md = lammps_study(committee, work)
-    result = {"members": ["benchmarks/models/rmd17_ethanol_fast.pt (seed 0)",
-                          f"fast, seed 1, {args.minutes:g} min", f"fast, seed 2, {args.minutes:g} min"],
-              "test_MD": study, "lammps": md}
+    result = {"title": title, "members": described, "test_MD": study, "lammps": md}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "committee.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot(study, out / "committee.png")
-    (out / "committee.md").write_text(markdown(result))
-    print(markdown(result))
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    plot(study, out / f"{name}.png")
+    (out / f"{name}.md").write_text(markdown(result, f"{name}.png"))
+    print(markdown(result, f"{name}.png"))
     return 0
 
 
@@ -132,13 +157,13 @@ def plot(study: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def markdown(result: dict) -> str:
+def markdown(result: dict, png: str) -> str:
     s = result["test_MD"]
-    lines = ["# Committee of 3 `fast` ethanol models: does the force spread flag errors?", "",
+    lines = [f"# Committee of {result['title']}: does the force spread flag errors?", "",
              "Members: " + "; ".join(result["members"]) + ".", "",
              f"On {s['frames']} test_MD frames: rank correlation (Spearman) between a frame's largest per-atom "
              f"force spread and its largest force error: **{s['spearman']:.2f}**; committee-mean force MAE "
-             f"{s['committee_f_mae_meV_A']:.1f} meV/Å. Scatter: committee.png.", "",
+             f"{s['committee_f_mae_meV_A']:.1f} meV/Å. Scatter: {png}.", "",
              "In LAMMPS (one molecule, Nose-Hoover, 2 ps each; `compute pair ffkit`, c_ID[1] every 20 steps):", "",
              "| T (K) | mean of max spread (eV/Å) | 95th percentile | max |", "| ---: | ---: | ---: | ---: |"]
     for row in result["lammps"]:
