@@ -2,7 +2,8 @@
 
     python benchmarks/lammps_speed.py [--tiers mm fast balanced accurate] [--dtypes float32 float64]
                                       [--replicate 3] [--big-replicate 5] [--repeats 3] [--threads 2]
-                                      [--committee 3] [--scaling 2 4 8] [--out benchmarks/results]
+                                      [--committee 3] [--scaling 2 4 8] [--name lammps_speed]
+                                      [--out benchmarks/results]
 
 Water box: the first frame of data/water_deepmd replicated (3x3x3 = 5184 atoms). Cases,
 interleaved within each repeat (medians reported, so machine load hits every case alike):
@@ -322,8 +323,8 @@ def target_lines(records) -> list[str]:
                   "(radial functions, moments, invariants, network, adjoint), which is most of a member's step. "
                   "Heads share their descriptors: one evaluation of the radial functions, moments and invariants, "
                   "each head's network, and one adjoint pass for the mean force; each head's own forces (an "
-                  "adjoint pass each) only on the steps that read the spread (energy steps, and those `fix pair "
-                  "... force_std 1` triggers)."]
+                  "adjoint pass each, but the first head's follow from the mean's) only on the steps that read the "
+                  "spread (energy steps, and those `fix pair ... force_std 1` triggers)."]
     return lines
 
 

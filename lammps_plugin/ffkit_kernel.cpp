@@ -465,6 +465,17 @@ void FFKitKernel::evaluate_heads(const std::vector<FFKitKernel> &heads, const do
       throw std::runtime_error("kernel: the heads of a committee must have this kernel's terms");
   const Heads members{&heads, head_grad};
   run(vectors, species, centre, neighbour, nedges, nlocal, energy, grad, &members);
+  if (!head_grad) return;
+  // the adjoint pass is linear in the network gradient, so the mean's is the mean of the heads': the first
+  // head's follows from the others' without an adjoint pass of its own
+  const std::size_t M = heads.size();
+  at::parallel_for(0, 3 * nedges, 16384, [&](int64_t first, int64_t last) {
+    for (int64_t k = first; k < last; k++) {
+      double others = 0.0;
+      for (std::size_t m = 1; m < M; m++) others += head_grad[m][k];
+      head_grad[0][k] = static_cast<double>(M) * grad[k] - others;
+    }
+  });
 }
 
 void FFKitKernel::run(const double *vectors, const int64_t *species, const int64_t *centre,
@@ -495,8 +506,8 @@ void FFKitKernel::run(const double *vectors, const int64_t *species, const int64
         e[b] = reference[si];
         std::fill(grad + 3 * start[i], grad + 3 * start[i + 1], 0.0);    // the terms add to it
         for (const auto &t : tables) pair_table(t, si, vectors, species, neighbour, start[i], start[i + 1], e[b], grad);
-        if (heads && heads->grad)    // every member has the shared pair terms
-          for (std::size_t m = 0; m < heads->kernels->size(); m++)
+        if (heads && heads->grad)    // every member has the shared pair terms (the first: evaluate_heads)
+          for (std::size_t m = 1; m < heads->kernels->size(); m++)
             std::copy(grad + 3 * start[i], grad + 3 * start[i + 1], heads->grad[m] + 3 * start[i]);
       }
       for (std::size_t ti = 0; ti < moment_terms.size(); ti++) {
@@ -934,8 +945,8 @@ void FFKitKernel::moment_block(const MomentTerm &t, int64_t i0, int count, const
 }
 
 /* moment term ti of every head on centres i0 .. i0 + count - 1: the features once, each head's
-   networks (its own adjoint pass when heads.grad asks for it), then one adjoint pass of the mean
-   network gradient for the mean dE/dr_ij */
+   networks (the heads after the first: their own adjoint pass when heads.grad asks for it), then one
+   adjoint pass of the mean network gradient for the mean dE/dr_ij */
 template <int KC, int LC, int GC>
 void FFKitKernel::heads_block(std::size_t ti, const Heads &heads, int64_t i0, int count, const double *vectors,
                               const int64_t *species, const int64_t *neighbour, const int64_t *start,
@@ -953,7 +964,7 @@ void FFKitKernel::heads_block(std::size_t ti, const Heads &heads, int64_t i0, in
       std::vector<double> &mean = s[b].g_mean;
       if (m == 0) mean.assign(s[b].g.size(), 0.0);
       for (std::size_t j = 0; j < mean.size(); j++) mean[j] += s[b].g[j];
-      if (heads.grad) moment_adjoint<KC, LC, GC>(t, s[b], heads.grad[m]);
+      if (heads.grad && m > 0) moment_adjoint<KC, LC, GC>(t, s[b], heads.grad[m]);    // head 0: evaluate_heads
     }
   }
   const double inv = 1.0 / static_cast<double>(M);

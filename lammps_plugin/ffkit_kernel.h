@@ -40,7 +40,8 @@ class FFKitKernel {
      does for each member and then averages, but with every descriptor computed once: the members'
      mean per-atom energies and dE/dr_ij (one adjoint pass, of the mean network gradient); with
      head_grad (one array of 3 * nedges per head), each member's own dE/dr_ij too (one more
-     adjoint pass per member). The mean is the same bits with or without head_grad. */
+     adjoint pass per member but the first, whose follows from the mean's and the others'). The
+     mean is the same bits with or without head_grad. */
   void evaluate_heads(const std::vector<FFKitKernel> &heads, const double *vectors, const int64_t *species,
                       const int64_t *centre, const int64_t *neighbour, int64_t nedges, int nlocal, double *energy,
                       double *grad, double *const *head_grad) const;
