@@ -186,6 +186,23 @@ def test_a_lammps_artifact_wraps_into_the_same_nnpot_model(artifacts, waters, mo
         compile_nnpot_from_artifact(path, tmp_path / "again.pt")
 
 
+def test_a_model_with_heads_runs_as_the_mean_of_its_heads(waters, tmp_path):
+    """GROMACS takes one model: one with `heads: 3` runs as the mean of its heads, the energy and forces of
+    the committee of its heads (`ffkit compile` for LAMMPS; here through the ASE calculator)."""
+    from ffkit.committee import compile_committee
+
+    torch.manual_seed(4)
+    model = build_model("fast", [1, 8], [-13.7, -1035.4], terms={"three_body": {"heads": 3}},
+                        avg_neighbors=20.0).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    compile_nnpot(model, tmp_path / "heads_gromacs.pt", layout="positions", precision="float64")
+    compile_committee([model], tmp_path / "heads_lammps.pt")
+    energy, forces = torch.jit.load(str(tmp_path / "heads_gromacs.pt"))(*_gromacs_inputs(waters[1]))
+    _assert_close(energy, forces, *_reference({"ase": tmp_path / "heads_lammps.pt"}, waters[1]), rel=1e-7)
+
+
 def test_pair_layout_matches_with_gromacs_pair_list(artifacts, waters, model):
     module = artifacts["pairs", True]
     for atoms in waters[:2]:
