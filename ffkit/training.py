@@ -384,6 +384,7 @@ class Trainer:
         bar = tqdm(total=cfg.epochs, initial=self.epoch, desc=f"train {cfg.tier or 'custom'}", unit="epoch",
                    disable=not show, dynamic_ncols=True)
         started = time.perf_counter() - self.elapsed
+        first_epoch, first_elapsed = self.epoch, self.elapsed
         stopped_early = False
         while self.epoch < cfg.epochs:
             train_loss = self._train_epoch(wrapped)
@@ -407,6 +408,9 @@ class Trainer:
                 save_atomic(ckpt, self.out / "last.pt")
             bar.set_postfix(loss=f"{train_loss:.3g}", val_E=f"{record.get('valid_e_mae_meV', float('nan')):.1f}meV",
                             val_F=f"{record.get('valid_f_mae_meV_A', float('nan')):.1f}meV/A")
+            if cfg.max_minutes is not None:  # the bar's end (and so its ETA) is where the time budget stops the run
+                bar.total = budget_epochs(cfg.epochs, cfg.max_minutes, self.epoch, self.elapsed,
+                                          (self.elapsed - first_elapsed) / (self.epoch - first_epoch))
             bar.update(1)
             if cfg.max_minutes is not None and self.elapsed > 60.0 * cfg.max_minutes:
                 stopped_early = True
@@ -430,6 +434,14 @@ class Trainer:
             writer.writerows(self.history)
         from .plots import loss_curves
         loss_curves(self.history, self.out / "training.png")
+
+
+def budget_epochs(epochs: int, max_minutes: float, epoch: int, elapsed: float, seconds_per_epoch: float) -> int:
+    """The epoch a run stops at: `epochs`, or the first to end past `max_minutes` at the pace measured so far."""
+    left = 60.0 * max_minutes - elapsed
+    if left < 0.0:
+        return epoch
+    return min(epochs, epoch + int(left // max(seconds_per_epoch, 1e-9)) + 1)
 
 
 def closest_approach(graphs: List[Graph], species: List[int]) -> Dict[str, float]:

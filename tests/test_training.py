@@ -381,3 +381,13 @@ def test_heads_each_fit_the_data_and_the_model_is_their_mean(tmp_path):
     trainer.run()
     trained, _ = load_checkpoint(tmp_path / "run" / "best.pt")
     assert trained.heads() == 2 and trained.head_member(1).heads() == 1
+
+
+def test_a_time_budget_sets_where_the_progress_bar_ends():
+    """With --max-minutes the bar ends (and its ETA points) where the budget stops the run, not at --epochs:
+    a run stops after the first epoch that ends past the budget."""
+    from ffkit.training import budget_epochs
+
+    assert budget_epochs(5000, 10.0, 100, 300.0, 3.0) == 201  # 300 s left at 3 s an epoch: 100 more, then one past
+    assert budget_epochs(150, 10.0, 100, 300.0, 3.0) == 150  # the epochs run out first
+    assert budget_epochs(5000, 10.0, 100, 601.0, 3.0) == 100  # past the budget: this epoch was the last
