@@ -50,6 +50,28 @@ def normalised(x: torch.Tensor) -> torch.Tensor:
     return x / (torch.linalg.vector_norm(x, dim=(-1, -2), keepdim=True) + 1.0)
 
 
+# A per-channel 3x3 tensor as 10 numbers: the scalar part s, the vector w of the antisymmetric part
+# (A = skew(w): A_21 = w0, A_02 = w1, A_10 = w2) and the six entries of a symmetric matrix Q (00, 11,
+# 22, 01, 02, 12), for X = s 1 + A + Q. Sums over edges (the embedding, the messages) run in this form:
+# 10 numbers per edge and channel where 3x3 matrices of each part take 27.
+PART_OF_COMPONENT = [0, 1, 1, 1, 2, 2, 2, 2, 2, 2]  # which radial part (scalar, antisymmetric, symmetric) weighs each
+
+
+def compact(x: torch.Tensor) -> torch.Tensor:
+    """(..., C, 3, 3) -> (..., C, 10): s = tr/3, w of (X - X^T)/2, and the symmetric traceless part."""
+    scalar, anti, sym = decompose(x)
+    return torch.stack([scalar, anti[..., 2, 1], anti[..., 0, 2], anti[..., 1, 0], sym[..., 0, 0], sym[..., 1, 1],
+                        sym[..., 2, 2], sym[..., 0, 1], sym[..., 0, 2], sym[..., 1, 2]], dim=-1)
+
+
+def assemble(c: torch.Tensor) -> torch.Tensor:
+    """(..., C, 10) -> (..., C, 3, 3): s 1 + skew(w) + Q."""
+    s, w0, w1, w2, q00, q11, q22, q01, q02, q12 = c.unbind(-1)
+    return torch.stack([s + q00, q01 - w2, q02 + w1,
+                        q01 + w2, s + q11, q12 - w0,
+                        q02 - w1, q12 + w0, s + q22], dim=-1).unflatten(-1, (3, 3))
+
+
 class PartMixing(nn.Module):
     """Separate channel mixing (C -> C, no bias) of the scalar, antisymmetric and symmetric parts:
     a linear map of each part keeps it what it is, so the result stays equivariant."""
@@ -108,6 +130,7 @@ class TensorMessagesML(DescriptorTerm):
         self.pre_mixing = PartMixing(channels)
         self.post_mixing = PartMixing(channels)
         self.readout = ElementNetworks(n_species, 6 * channels, list(hidden), shared_readout)
+        self.register_buffer("part_of_component", torch.tensor(PART_OF_COMPONENT), persistent=False)
 
     @classmethod
     def from_spec(cls, spec: Dict[str, Any], species: List[int], avg_neighbors: float) -> "TensorMessagesML":
@@ -115,40 +138,28 @@ class TensorMessagesML(DescriptorTerm):
 
     def embedding(self, species: torch.Tensor, edge_index: torch.Tensor, unit: torch.Tensor,
                   basis: torch.Tensor, n_centres: int) -> torch.Tensor:
-        """X (n_centres, C, 3, 3) of atoms 0..n_centres-1 from their own neighbourhoods."""
+        """X (n_centres, C, 3, 3) of atoms 0..n_centres-1 from their own neighbourhoods:
+        X = sum_j r0 1 + r1 skew(u) + r2 (u u^T - 1/3), summed in compact form (s, w, Q) =
+        (r0 - r2/3, r1 u, r2 u u^T)."""
         radial = self.embed_radials(basis, species[edge_index[0]] * self.n_species + species[edge_index[1]])
-        eye = torch.eye(3, dtype=unit.dtype, device=unit.device).reshape(1, 1, 9)
-        zero = torch.zeros_like(unit[:, 0])
+        r0, r1, r2 = radial[:, 0], radial[:, 1], radial[:, 2]
         x, y, z = unit[:, 0], unit[:, 1], unit[:, 2]
-        skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=1)
-        sym = (unit.unsqueeze(2) * unit.unsqueeze(1)).reshape(-1, 9) - eye[0] / 3.0
-        edge = radial[:, 0:1].transpose(1, 2) * eye + radial[:, 1].unsqueeze(2) * skew.unsqueeze(1) \
-            + radial[:, 2].unsqueeze(2) * sym.unsqueeze(1)
-        summed = torch.zeros(n_centres, self.channels, 9, dtype=unit.dtype, device=unit.device)
-        x0 = (summed.index_add(0, edge_index[0], edge) * self.inv_neighbors).view(n_centres, self.channels, 3, 3)
+        outer = torch.stack([x * x, y * y, z * z, x * y, x * z, y * z], dim=1)  # (E, 6): Q's entries
+        edge = torch.cat([(r0 - r2 / 3.0).unsqueeze(-1), r1.unsqueeze(-1) * unit.unsqueeze(1),
+                          r2.unsqueeze(-1) * outer.unsqueeze(1)], dim=-1)  # (E, C, 10)
+        summed = torch.zeros(n_centres, self.channels, 10, dtype=unit.dtype, device=unit.device)
+        x0 = assemble(summed.index_add(0, edge_index[0], edge) * self.inv_neighbors)
         norms = self.embed_norm((x0 * x0).sum((-1, -2)))
         return self.embed_mixing(x0, self.embed_gates(norms).view(-1, 3, self.channels))
 
     def messages(self, y: torch.Tensor, radial: torch.Tensor, centres: torch.Tensor, neighbours: torch.Tensor,
                  n_atoms: int) -> torch.Tensor:
-        """M_i = sum_j r0 s_j 1 + r1 A_j + r2 S_j: the neighbours' parts weighted by radial channels (E, 3, C).
-
-        Computed as P + Q^T + (sum_j g s_j) 1 with P, Q = sum_j a Y_j, sum_j b Y_j, a = (r1 + r2) / 2,
-        b = (r2 - r1) / 2 and g = r0 - r2, since a Y + b Y^T = r2 s 1 + r1 A + r2 S. Per edge and
-        channel that is 19 numbers where the three parts as 3x3 matrices take 27 (a training step
-        of `accurate` + tensor messages: 58 -> 47 ms).
-        """
-        c = self.channels
-        r0, r1, r2 = radial[:, 0], radial[:, 1], radial[:, 2]
-        y_j = y.flatten(2).index_select(0, neighbours)  # (E, C, 9)
-        s_j = y_j[:, :, 0::4].sum(-1) / 3.0  # trace / 3
-        weighted = torch.stack([0.5 * (r1 + r2), 0.5 * (r2 - r1)], dim=1).unsqueeze(-1) * y_j.unsqueeze(1)
-        sums = torch.zeros(n_atoms, 2, c, 9, dtype=y.dtype, device=y.device).index_add(0, centres, weighted)
-        traces = torch.zeros(n_atoms, c, dtype=y.dtype, device=y.device).index_add(0, centres, (r0 - r2) * s_j)
-        eye = torch.eye(3, dtype=y.dtype, device=y.device)
-        m = sums[:, 0].view(n_atoms, c, 3, 3) + sums[:, 1].view(n_atoms, c, 3, 3).transpose(-1, -2) \
-            + traces[..., None, None] * eye
-        return m * self.inv_neighbors
+        """M_i = sum_j r0 s_j 1 + r1 A_j + r2 S_j: the neighbours' parts weighted by radial channels (E, 3, C),
+        summed in compact form."""
+        weights = radial.index_select(1, self.part_of_component).transpose(1, 2)  # (E, C, 10)
+        per_edge = weights * compact(y).index_select(0, neighbours)
+        summed = torch.zeros(n_atoms, self.channels, 10, dtype=y.dtype, device=y.device)
+        return assemble(summed.index_add(0, centres, per_edge) * self.inv_neighbors)
 
     def features(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                  lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
