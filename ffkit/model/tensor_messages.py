@@ -54,7 +54,6 @@ def normalised(x: torch.Tensor) -> torch.Tensor:
 # (A = skew(w): A_21 = w0, A_02 = w1, A_10 = w2) and the six entries of a symmetric matrix Q (00, 11,
 # 22, 01, 02, 12), for X = s 1 + A + Q. Sums over edges (the embedding, the messages) run in this form:
 # 10 numbers per edge and channel where 3x3 matrices of each part take 27.
-PART_OF_COMPONENT = [0, 1, 1, 1, 2, 2, 2, 2, 2, 2]  # which radial part (scalar, antisymmetric, symmetric) weighs each
 
 
 def compact(x: torch.Tensor) -> torch.Tensor:
@@ -130,7 +129,6 @@ class TensorMessagesML(DescriptorTerm):
         self.pre_mixing = PartMixing(channels)
         self.post_mixing = PartMixing(channels)
         self.readout = ElementNetworks(n_species, 6 * channels, list(hidden), shared_readout)
-        self.register_buffer("part_of_component", torch.tensor(PART_OF_COMPONENT), persistent=False)
 
     @classmethod
     def from_spec(cls, spec: Dict[str, Any], species: List[int], avg_neighbors: float) -> "TensorMessagesML":
@@ -156,7 +154,8 @@ class TensorMessagesML(DescriptorTerm):
                  n_atoms: int) -> torch.Tensor:
         """M_i = sum_j r0 s_j 1 + r1 A_j + r2 S_j: the neighbours' parts weighted by radial channels (E, 3, C),
         summed in compact form."""
-        weights = radial.index_select(1, self.part_of_component).transpose(1, 2)  # (E, C, 10)
+        r = radial.transpose(1, 2)  # (E, C, 3): each part's weight, repeated over its components below
+        weights = torch.cat([r[..., 0:1], r[..., 1:2].expand(-1, -1, 3), r[..., 2:3].expand(-1, -1, 6)], dim=-1)
         per_edge = weights * compact(y).index_select(0, neighbours)
         summed = torch.zeros(n_atoms, self.channels, 10, dtype=y.dtype, device=y.device)
         return assemble(summed.index_add(0, centres, per_edge) * self.inv_neighbors)
