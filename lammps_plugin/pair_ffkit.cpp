@@ -712,6 +712,22 @@ void PairFFKit::run_kernels(int64_t nedges, int ncompact, int nlocal_compact, to
   fill_pair_vectors(nedges);
   const int M = static_cast<int>(kernels.size());
   const int64_t *centre = edge_buf.data(), *neighbour = edge_buf.data() + nedges;
+  auto guarded = [&](auto &&evaluate) {
+    try {
+      evaluate();
+    } catch (const std::exception &ex) {
+      error->one(FLERR, "pair_style ffkit: kernel of '{}' failed at step {}: {}", model_file, update->ntimestep,
+                 ex.what());
+    }
+  };
+  auto add_member_forces = [&](int m, const double *g) {    // member m's forces from its dE/dr_ij
+    double *fm = kernel_member_forces.data() + static_cast<std::size_t>(m) * 3 * ncompact;
+    for (int64_t k = 0; k < nedges; k++)
+      for (int d = 0; d < 3; d++) {
+        fm[3 * centre[k] + d] += g[3 * k + d];
+        fm[3 * neighbour[k] + d] -= g[3 * k + d];
+      }
+  };
   if (shared_heads) {    // one evaluation of the descriptors for every head; the heads' own forces on spread steps
     kernel_energy.resize(nlocal_compact);
     kernel_grad.resize(3 * nedges);
@@ -720,25 +736,14 @@ void PairFFKit::run_kernels(int64_t nedges, int ncompact, int nlocal_compact, to
       head_grad.resize(M);
       for (int m = 0; m < M; m++) head_grad[m] = member_grad.data() + static_cast<std::size_t>(m) * 3 * nedges;
     }
-    try {
+    guarded([&] {
       kernels[0].evaluate_heads(kernels, in64_buf.data(), species_buf.data(), centre, neighbour, nedges,
                                 nlocal_compact, kernel_energy.data(), kernel_grad.data(),
                                 spread_step ? head_grad.data() : nullptr);
-    } catch (const std::exception &ex) {
-      error->one(FLERR, "pair_style ffkit: kernel of '{}' failed at step {}: {}", model_file, update->ntimestep,
-                 ex.what());
-    }
+    });
     if (!spread_step) return;
     kernel_member_forces.assign(static_cast<std::size_t>(M) * 3 * ncompact, 0.0);
-    for (int m = 0; m < M; m++) {
-      double *fm = kernel_member_forces.data() + static_cast<std::size_t>(m) * 3 * ncompact;
-      const double *g = head_grad[m];
-      for (int64_t k = 0; k < nedges; k++)
-        for (int d = 0; d < 3; d++) {
-          fm[3 * centre[k] + d] += g[3 * k + d];
-          fm[3 * neighbour[k] + d] -= g[3 * k + d];
-        }
-    }
+    for (int m = 0; m < M; m++) add_member_forces(m, head_grad[m]);
     member_forces = torch::from_blob(kernel_member_forces.data(), {M, ncompact, 3}, torch::kFloat64);
     return;
   }
@@ -758,21 +763,13 @@ void PairFFKit::run_kernels(int64_t nedges, int ncompact, int nlocal_compact, to
       e = member_energy.data();
       g = member_grad.data();
     }
-    try {
+    guarded([&] {
       kernels[m].evaluate(in64_buf.data(), species_buf.data(), centre, neighbour, nedges, nlocal_compact, e, g);
-    } catch (const std::exception &ex) {
-      error->one(FLERR, "pair_style ffkit: kernel of '{}' failed at step {}: {}", model_file, update->ntimestep,
-                 ex.what());
-    }
+    });
     if (committee_size == 0) continue;
     for (int k = 0; k < nlocal_compact; k++) kernel_energy[k] += e[k];
-    double *fm = kernel_member_forces.data() + static_cast<std::size_t>(m) * 3 * ncompact;
-    for (int64_t k = 0; k < nedges; k++)
-      for (int d = 0; d < 3; d++) {
-        kernel_grad[3 * k + d] += g[3 * k + d];
-        fm[3 * centre[k] + d] += g[3 * k + d];
-        fm[3 * neighbour[k] + d] -= g[3 * k + d];
-      }
+    for (int64_t k = 0; k < 3 * nedges; k++) kernel_grad[k] += g[k];
+    add_member_forces(m, g);
   }
   if (committee_size == 0) return;
   const double inv = 1.0 / M;
