@@ -119,7 +119,6 @@ std::vector<double> numbers(const json &object, const char *key, const std::stri
 inline double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
 
 constexpr int n_monomials(int l_max) { return (l_max + 1) * (l_max + 2) * (l_max + 3) / 6; }
-constexpr int ATOM_BLOCK = 8;    // centres whose networks run together (FFKitKernel::readout)
 constexpr int BASIS_LIMIT = 64, CHANNEL_LIMIT = 64, GROUP_LIMIT = 8, MONOMIAL_LIMIT = n_monomials(GROUP_LIMIT - 1);
 
 /* x^a y^b z^c of every rank up to LC, in ffkit.model.moments.monomials order, known to the compiler */
@@ -249,17 +248,62 @@ void FFKitKernel::Layer::adjoint(const double *const *g, int count, double *cons
     dense(weight.data(), nullptr, g, count, n_out, n_in, gin);
 }
 
-/* buffers of one centre's 3-body evaluation (each thread has ATOM_BLOCK of them) */
-struct FFKitKernel::Scratch {
-  int n = 0;    // edges within the term's cutoff
-  std::vector<int64_t> edge;
-  std::vector<double> radial, dradial_dr;    // [edge][channel]
-  std::vector<v8d> unit_t, inv_r_t, powers_t, mono_t;    // [batch of eight edges][component], the edge in the lane
-  std::vector<double> moments_t, gram, dmoments_t;    // moments [m][c], a rank's Gram matrix, their adjoint [m][c]
-  std::vector<std::vector<double>> z, a;    // each layer's pre-activation and input
-  std::vector<double> g, gin, g_mean;    // dE/d(network input), a layer's adjoint, the heads' mean of g
-  std::vector<double> v, T, Tv, TT, dv, dT;    // the 4-body part: mixed vectors, matrices, products, adjoints
-};
+
+/* a dense layer (ffkit.model.kernel_export: n_in, n_out, weight [n_out][n_in], bias) taking n_in inputs */
+FFKitKernel::Layer FFKitKernel::load_layer(const json &layer, const std::string &where, int n_in)
+{
+  Layer l;
+  l.n_in = integer(layer, "n_in", where, 1);
+  l.n_out = integer(layer, "n_out", where, 1);
+  if (l.n_in != n_in) fail(where, "a layer takes " + std::to_string(l.n_in) + " inputs, expected " + std::to_string(n_in));
+  l.weight = numbers(layer, "weight", where, static_cast<std::size_t>(l.n_in) * l.n_out);
+  l.bias = numbers(layer, "bias", where, l.n_out);
+  l.weight_t.resize(l.weight.size());
+  for (int o = 0; o < l.n_out; o++)
+    for (int j = 0; j < l.n_in; j++) l.weight_t[static_cast<std::size_t>(j) * l.n_out + o] = l.weight[o * l.n_in + j];
+  if (std::all_of(l.weight.begin(), l.weight.end(),
+                  [](double w) { return static_cast<double>(static_cast<float>(w)) == w; })) {
+    l.weight_f.assign(l.weight.begin(), l.weight.end());
+    l.weight_t_f.assign(l.weight_t.begin(), l.weight_t.end());
+    std::vector<double>().swap(l.weight);
+    std::vector<double>().swap(l.weight_t);
+  }
+  return l;
+}
+
+/* an ML term's atomic networks (ffkit.model.kernel_export._readout) on n_features features */
+FFKitKernel::Readout FFKitKernel::load_readout(const json &term, const std::string &where, int n_features, int S)
+{
+  Readout t;
+  const std::string rwhere = where + " readout";
+  const json &readout = field(term, "readout", where);
+  const json &shared = field(readout, "shared", rwhere);
+  if (!shared.is_boolean()) fail(rwhere, "'shared' must be true or false");
+  t.shared = shared.get<bool>();
+  t.mean = numbers(readout, "feature_mean", rwhere, n_features);
+  t.inv_std = numbers(readout, "feature_std", rwhere, n_features);
+  for (auto &x : t.inv_std) {
+    if (!(x > 0.0)) fail(rwhere, "'feature_std' must be positive");
+    x = 1.0 / x;
+  }
+  t.output_scale = number(readout, "output_scale", rwhere);
+  const json &nets = field(readout, "networks", rwhere);
+  const std::size_t n_nets = t.shared ? 1 : S;
+  if (!nets.is_array() || nets.size() != n_nets)
+    fail(rwhere, "'networks' must hold " + std::to_string(n_nets) + " network(s)");
+  for (const auto &net : nets) {
+    std::vector<Layer> layers;
+    int n_in = n_features + (t.shared ? S : 0);
+    if (!net.is_array() || net.empty()) fail(rwhere, "each network must be a non-empty list of layers");
+    for (const auto &layer : net) {
+      layers.push_back(load_layer(layer, rwhere, n_in));
+      n_in = layers.back().n_out;
+    }
+    if (n_in != 1) fail(rwhere, "a network must end with one output (the atom's energy)");
+    t.networks.push_back(std::move(layers));
+  }
+  return t;
+}
 
 void FFKitKernel::load(const json &spec)
 {
@@ -271,6 +315,7 @@ void FFKitKernel::load(const json &spec)
   reference = numbers(spec, "reference_energies", "top level", S);
   tables.clear();
   moment_terms.clear();
+  tensor_terms.clear();
   term_names.clear();
   const json &terms = field(spec, "terms", "top level");
   if (!terms.is_array()) fail("top level", "'terms' must be a list");
@@ -290,26 +335,13 @@ void FFKitKernel::load(const json &spec)
       tables.push_back(std::move(t));
     } else if (type == "three_body" || type == "many_body") {
       MomentTerm t;
-      t.cutoff = number(term, "cutoff", where);
-      t.n_basis = integer(term, "n_basis", where, 1);
-      if (t.n_basis > BASIS_LIMIT) fail(where, "'n_basis' is at most 64 in this kernel");
       t.n_channels = integer(term, "n_channels", where, 1);
       t.l_max = integer(term, "l_max", where, 0);
       t.n_groups = integer(term, "n_groups", where, 1);
       if (t.n_groups != 1 && t.n_groups != t.l_max + 1) fail(where, "'n_groups' must be 1 or l_max + 1");
       if (t.n_channels > CHANNEL_LIMIT || t.l_max + 1 > GROUP_LIMIT)
         fail(where, "this kernel takes at most 64 channels and l_max 7");
-      t.prefactor = number(term, "bessel_prefactor", where);
-      t.p = number(term, "envelope_p", where);
-      if (t.p >= 1.0 && t.p == std::floor(t.p) && t.p < 64.0) t.p_int = static_cast<int>(t.p);
-      t.frequencies = numbers(term, "bessel_frequencies", where, t.n_basis);
-      t.frequency = t.frequencies[0];
-      // frequencies are n w up to their rounding (a float32 buffer): sin(n w r) by rotation, then corrected
-      for (int b = 0; b < t.n_basis; b++) {
-        t.detune.push_back(t.frequencies[b] - (b + 1) * t.frequency);
-        if (std::fabs(t.detune.back()) * t.cutoff > 1e-4)
-          fail(where, "'bessel_frequencies' must be n * pi / cutoff for n = 1, 2, ...");
-      }
+      t.load_basis(term, where);
       const int K = t.n_channels, KG = K * t.n_groups;
       const double inv_neighbors = number(term, "inv_neighbors", where);
       const std::vector<double> w =
@@ -366,57 +398,100 @@ void FFKitKernel::load(const json &spec)
             t.matrix_index[3 * a + b] = monomial((a == 0) + (b == 0), (a == 1) + (b == 1), (a == 2) + (b == 2));
         }
       }
-      const std::string rwhere = where + " readout";
-      const json &readout = field(term, "readout", where);
-      const json &shared = field(readout, "shared", rwhere);
-      if (!shared.is_boolean()) fail(rwhere, "'shared' must be true or false");
-      t.shared = shared.get<bool>();
-      t.mean = numbers(readout, "feature_mean", rwhere, t.n_features);
-      t.inv_std = numbers(readout, "feature_std", rwhere, t.n_features);
-      for (auto &x : t.inv_std) {
-        if (!(x > 0.0)) fail(rwhere, "'feature_std' must be positive");
-        x = 1.0 / x;
-      }
-      t.output_scale = number(readout, "output_scale", rwhere);
-      const json &nets = field(readout, "networks", rwhere);
-      const std::size_t n_nets = t.shared ? 1 : S;
-      if (!nets.is_array() || nets.size() != n_nets)
-        fail(rwhere, "'networks' must hold " + std::to_string(n_nets) + " network(s)");
-      for (const auto &net : nets) {
-        std::vector<Layer> layers;
-        int n_in = t.n_features + (t.shared ? S : 0);
-        if (!net.is_array() || net.empty()) fail(rwhere, "each network must be a non-empty list of layers");
-        for (const auto &layer : net) {
-          Layer l;
-          l.n_in = integer(layer, "n_in", rwhere, 1);
-          l.n_out = integer(layer, "n_out", rwhere, 1);
-          if (l.n_in != n_in) fail(rwhere, "a layer takes " + std::to_string(l.n_in) + " inputs, expected " +
-                                               std::to_string(n_in));
-          l.weight = numbers(layer, "weight", rwhere, static_cast<std::size_t>(l.n_in) * l.n_out);
-          l.bias = numbers(layer, "bias", rwhere, l.n_out);
-          l.weight_t.resize(l.weight.size());
-          for (int o = 0; o < l.n_out; o++)
-            for (int j = 0; j < l.n_in; j++) l.weight_t[static_cast<std::size_t>(j) * l.n_out + o] = l.weight[o * l.n_in + j];
-          if (std::all_of(l.weight.begin(), l.weight.end(),
-                          [](double w) { return static_cast<double>(static_cast<float>(w)) == w; })) {
-            l.weight_f.assign(l.weight.begin(), l.weight.end());
-            l.weight_t_f.assign(l.weight_t.begin(), l.weight_t.end());
-            std::vector<double>().swap(l.weight);
-            std::vector<double>().swap(l.weight_t);
-          }
-          n_in = l.n_out;
-          layers.push_back(std::move(l));
-        }
-        if (n_in != 1) fail(rwhere, "a network must end with one output (the atom's energy)");
-        t.networks.push_back(std::move(layers));
-      }
+      t.net = load_readout(term, where, t.n_features, S);
       moment_terms.push_back(std::move(t));
+    } else if (type == "tensor_messages") {
+      TensorTerm t;
+      t.load_basis(term, where);
+      const int C = t.channels = integer(term, "channels", where, 1);
+      t.interactions = integer(term, "interactions", where, 0);
+      if (t.interactions > 1) fail(where, "'interactions' must be 0 or 1");
+      t.inv_neighbors = number(term, "inv_neighbors", where);
+      auto radials = [&](const char *key, std::vector<double> &mix, std::vector<double> &pair) {
+        const json &r = field(term, key, where);
+        const std::string rwhere = where + " " + key;
+        const std::vector<double> w = numbers(r, "mix", rwhere, static_cast<std::size_t>(3) * C * t.n_basis);
+        mix.resize(w.size());    // [3 C][basis] -> [basis][3 C]
+        for (int o = 0; o < 3 * C; o++)
+          for (int b = 0; b < t.n_basis; b++) mix[b * 3 * C + o] = w[o * t.n_basis + b];
+        pair = numbers(r, "pair_factors", rwhere, static_cast<std::size_t>(S) * S * 3 * C);
+      };
+      radials("embed_radials", t.embed_radial, t.embed_pair);
+      if (t.interactions > 0) radials("message_radials", t.message_radial, t.message_pair);
+      const json &norm = field(term, "embed_norm", where);
+      t.norm_weight = numbers(norm, "weight", where + " embed_norm", C);
+      t.norm_bias = numbers(norm, "bias", where + " embed_norm", C);
+      t.norm_eps = number(norm, "eps", where + " embed_norm");
+      const json &gates = field(term, "embed_gates", where);
+      if (!gates.is_array() || gates.size() != 2) fail(where, "'embed_gates' must hold two layers (C -> 2 C -> 3 C)");
+      t.gates.push_back(load_layer(gates[0], where + " embed_gates", C));
+      t.gates.push_back(load_layer(gates[1], where + " embed_gates", t.gates[0].n_out));
+      if (t.gates[1].n_out != 3 * C) fail(where, "'embed_gates' must end with 3 * channels outputs");
+      for (auto [key, w] : {std::pair{"embed_mixing", &t.embed_mixing}, std::pair{"pre_mixing", &t.pre_mixing},
+                            std::pair{"post_mixing", &t.post_mixing}})
+        *w = numbers(term, key, where, static_cast<std::size_t>(3) * C * C);
+      t.net = load_readout(term, where, 6 * C, S);
+      tensor_terms.push_back(std::move(t));
     } else {
-      fail(where, "type " + type.dump() + " has no kernel in this plugin (kernels: pair_table, three_body, many_body)");
+      fail(where, "type " + type.dump() + " has no kernel in this plugin (kernels: pair_table, three_body, many_body, "
+                  "tensor_messages)");
     }
     term_names.push_back(name + " (" + type.get<std::string>() + ")");
   }
   n_species = S;
+}
+
+void FFKitKernel::Bessel::load_basis(const json &term, const std::string &where)
+{
+  cutoff = number(term, "cutoff", where);
+  n_basis = integer(term, "n_basis", where, 1);
+  if (n_basis > BASIS_LIMIT) fail(where, "'n_basis' is at most 64 in this kernel");
+  prefactor = number(term, "bessel_prefactor", where);
+  p = number(term, "envelope_p", where);
+  if (p >= 1.0 && p == std::floor(p) && p < 64.0) p_int = static_cast<int>(p);
+  frequencies = numbers(term, "bessel_frequencies", where, n_basis);
+  frequency = frequencies[0];
+  // frequencies are n w up to their rounding (a float32 buffer): sin(n w r) by rotation, then corrected
+  detune.clear();
+  for (int b = 0; b < n_basis; b++) {
+    detune.push_back(frequencies[b] - (b + 1) * frequency);
+    if (std::fabs(detune.back()) * cutoff > 1e-4) fail(where, "'bessel_frequencies' must be n * pi / cutoff for n = 1, 2, ...");
+  }
+}
+
+void FFKitKernel::Bessel::lanes(const v8d &r, const v8d &inv_r, v8d *basis, v8d *dbasis) const
+{
+  const double inv_cut = 1.0 / cutoff;
+  const double A = 0.5 * (p + 1.0) * (p + 2.0), B = p * (p + 2.0), C = 0.5 * p * (p + 1.0);
+  v8d s1, c1;
+  for (int e = 0; e < 8; e++) {
+    s1[e] = std::sin(frequency * r[e]);
+    c1[e] = std::cos(frequency * r[e]);
+  }
+  // polynomial envelope and its derivative
+  const v8d x = r * inv_cut;
+  v8d xpm1 = {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
+  if (p_int > 0)
+    for (int q = 1; q < p_int; q++) xpm1 *= x;
+  else
+    for (int e = 0; e < 8; e++) xpm1[e] = std::pow(x[e], p - 1.0);
+  const v8d xp = xpm1 * x;
+  const v8d env = 1.0 - A * xp + B * xp * x - C * xp * x * x;
+  const v8d denv = (-A * p * xpm1 + B * (p + 1.0) * xp - C * (p + 2.0) * xp * x) * inv_cut;
+  // Bessel functions sin(n w r) / r by rotation: one sin and one cos per edge
+  v8d sn = s1, cn = c1;
+  for (int b = 0; b < n_basis; b++) {
+    // sin and cos of (n w + detune) r from those of n w r: detune * r < 1e-4, so two terms are exact
+    const v8d dt = detune[b] * r, keep = 1.0 - 0.5 * dt * dt;
+    const v8d sb = sn * keep + cn * dt, cb = cn * keep - sn * dt;
+    const v8d val = prefactor * sb * inv_r;
+    const v8d dval = prefactor * (frequencies[b] * cb - sb * inv_r) * inv_r;
+    basis[b] = val * env;
+    dbasis[b] = dval * env + val * denv;
+    const v8d next = sn * c1 + cn * s1;
+    cn = cn * c1 - sn * s1;
+    sn = next;
+  }
 }
 
 bool FFKitKernel::threaded()
@@ -461,8 +536,8 @@ void FFKitKernel::evaluate_heads(const std::vector<FFKitKernel> &heads, const do
                                  double *const *head_grad) const
 {
   for (const auto &h : heads)
-    if (h.moment_terms.size() != moment_terms.size())
-      throw std::runtime_error("kernel: the heads of a committee must have this kernel's terms");
+    if (h.moment_terms.size() != moment_terms.size() || !h.tensor_terms.empty())
+      throw std::runtime_error("kernel: the heads of a committee must have this kernel's terms, and no tensor messages");
   const Heads members{&heads, head_grad};
   run(vectors, species, centre, neighbour, nedges, nlocal, energy, grad, &members);
   if (!head_grad) return;
@@ -482,18 +557,23 @@ void FFKitKernel::run(const double *vectors, const int64_t *species, const int64
                       const int64_t *neighbour, int64_t nedges, int nlocal, double *energy, double *grad,
                       const Heads *heads) const
 {
-  // edges of centre i are [start[i], start[i + 1]): checked, then found by bisection, both in parallel
+  // edges of centre i are [start[i], start[i + 1]): checked, then found by bisection, both in parallel;
+  // a tensor-message term also has ghost centres (numbered from nlocal on), whose edges come last
+  const int ncentres = tensor_terms.empty() || nedges == 0 ? nlocal : std::max<int>(nlocal, centre[nedges - 1] + 1);
   bool grouped = true;
   at::parallel_for(0, nedges, 16384, [&](int64_t first, int64_t last) {
     for (int64_t k = first; k < last; k++)
-      if (centre[k] < 0 || centre[k] >= nlocal || (k > 0 && centre[k - 1] > centre[k]))
+      if (centre[k] < 0 || centre[k] >= ncentres || (k > 0 && centre[k - 1] > centre[k]))
         __atomic_store_n(&grouped, false, __ATOMIC_RELAXED);
   });
-  if (!grouped) throw std::runtime_error("kernel: edges are not grouped by centre in ascending order");
-  std::vector<int64_t> start(nlocal + 1);
-  at::parallel_for(0, nlocal + 1, 1024, [&](int64_t first, int64_t last) {
+  if (!grouped)
+    throw std::runtime_error(tensor_terms.empty() ? "kernel: edges are not grouped by local centre in ascending order"
+                                                  : "kernel: edges are not grouped by centre in ascending order");
+  std::vector<int64_t> start(ncentres + 1);
+  at::parallel_for(0, ncentres + 1, 1024, [&](int64_t first, int64_t last) {
     for (int64_t i = first; i < last; i++) start[i] = std::lower_bound(centre, centre + nedges, i) - centre;
   });
+  std::fill(grad + 3 * start[nlocal], grad + 3 * nedges, 0.0);    // ghost centres' edges: tensor terms add to them
 
   at::parallel_for(0, nlocal, 64, [&](int64_t first, int64_t last) {
     Scratch s[ATOM_BLOCK];
@@ -530,12 +610,14 @@ void FFKitKernel::run(const double *vectors, const int64_t *species, const int64
       std::copy(e, e + count, energy + i0);
     }
   });
+  for (const auto &t : tensor_terms)
+    tensor_messages(t, vectors, species, neighbour, start.data(), ncentres, nlocal, energy, grad);
 }
 
 /* The atomic networks of a block of centres (s[b]: centre b, its species species[b]): energy[b] +=
    the network's output, and s[b].g = dE/d(its input). Centres that share a network go through each
    layer together (one pass over the weights for up to ATOM_BLOCK of them). */
-void FFKitKernel::readout(const MomentTerm &t, const int64_t *species, int count, double *energy, Scratch *s) const
+void FFKitKernel::readout(const Readout &t, const int64_t *species, int count, double *energy, Scratch *s) const
 {
   const double *in[ATOM_BLOCK];
   double *out[ATOM_BLOCK];
@@ -729,8 +811,7 @@ void FFKitKernel::moment_features(const MomentTerm &t, int si, const double *vec
   fit(s.mono_t, M * batches);
   s.moments_t.resize(static_cast<std::size_t>(M) * K);
   double *mt = s.moments_t.data();
-  const double cut2 = t.cutoff * t.cutoff, inv_cut = 1.0 / t.cutoff, p = t.p;
-  const double A = 0.5 * (p + 1.0) * (p + 2.0), B = p * (p + 2.0), C = 0.5 * p * (p + 1.0);
+  const double cut2 = t.cutoff * t.cutoff;
 
   // pass 1: the edges within the cutoff, then eight of them at a time, one in each lane of a vector:
   // distance, envelope, Bessel basis, powers and monomials (kept in that layout for the moments and
@@ -748,38 +829,11 @@ void FFKitKernel::moment_features(const MomentTerm &t, int si, const double *vec
     for (int e = 0; e < lanes; e++)
       for (int d = 0; d < 3; d++) v[d][e] = vectors[3 * s.edge[q0 + e] + d];
     const v8d r2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
-    v8d r, s1, c1;
-    for (int e = 0; e < 8; e++) {
-      r[e] = std::sqrt(r2[e]);
-      s1[e] = std::sin(t.frequency * r[e]);
-      c1[e] = std::cos(t.frequency * r[e]);
-    }
+    v8d r;
+    for (int e = 0; e < 8; e++) r[e] = std::sqrt(r2[e]);
     const v8d inv_r = s.inv_r_t[q0 / 8] = 1.0 / r;
     for (int d = 0; d < 3; d++) u[d] = v[d] * inv_r;
-    // polynomial envelope and its derivative
-    const v8d x = r * inv_cut;
-    v8d xpm1 = {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
-    if (t.p_int > 0)
-      for (int q = 1; q < t.p_int; q++) xpm1 *= x;
-    else
-      for (int e = 0; e < 8; e++) xpm1[e] = std::pow(x[e], p - 1.0);
-    const v8d xp = xpm1 * x;
-    const v8d env = 1.0 - A * xp + B * xp * x - C * xp * x * x;
-    const v8d denv = (-A * p * xpm1 + B * (p + 1.0) * xp - C * (p + 2.0) * xp * x) * inv_cut;
-    // Bessel functions sin(n w r) / r by rotation: one sin and one cos per edge
-    v8d sn = s1, cn = c1;
-    for (int b = 0; b < nb; b++) {
-      // sin and cos of (n w + detune) r from those of n w r: detune * r < 1e-4, so two terms are exact
-      const v8d dt = t.detune[b] * r, keep = 1.0 - 0.5 * dt * dt;
-      const v8d sb = sn * keep + cn * dt, cb = cn * keep - sn * dt;
-      const v8d val = t.prefactor * sb * inv_r;
-      const v8d dval = t.prefactor * (t.frequencies[b] * cb - sb * inv_r) * inv_r;
-      basis[b] = val * env;
-      dbasis[b] = dval * env + val * denv;
-      const v8d next = sn * c1 + cn * s1;
-      cn = cn * c1 - sn * s1;
-      sn = next;
-    }
+    t.lanes(r, inv_r, basis, dbasis);
     for (int d = 0; d < 3; d++) {
       pw[d * L1] = v8d{1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
       for (int q = 1; q < L1; q++) pw[d * L1 + q] = pw[d * L1 + q - 1] * u[d];
@@ -821,7 +875,7 @@ void FFKitKernel::moment_features(const MomentTerm &t, int si, const double *vec
 
   // invariants: rank-0 moments, then each rank's channel Gram matrix (upper triangle)
   const int F = t.n_features;
-  const std::vector<Layer> &net = t.networks[t.shared ? 0 : si];
+  const std::vector<Layer> &net = t.net.networks[t.net.shared ? 0 : si];
   const int nlayers = static_cast<int>(net.size());
   s.a.resize(nlayers);
   s.z.resize(nlayers);
@@ -843,8 +897,8 @@ void FFKitKernel::moment_features(const MomentTerm &t, int si, const double *vec
   }
   if (t.n_coupled > 0) four_body(t, mt, x0.data() + t.n_three, s);
   // the atomic network's input: standardised features (+ one-hot element)
-  for (int f = 0; f < F; f++) x0[f] = (x0[f] - t.mean[f]) * t.inv_std[f];
-  if (t.shared) x0[F + si] = 1.0;
+  for (int f = 0; f < F; f++) x0[f] = (x0[f] - t.net.mean[f]) * t.net.inv_std[f];
+  if (t.net.shared) x0[F + si] = 1.0;
   s.n = n;
 }
 
@@ -866,12 +920,12 @@ void FFKitKernel::moment_adjoint(const MomentTerm &t, Scratch &s, double *grad) 
   // dE/d(moments) [m][c]: each rank's Gram adjoint S_l (symmetric) times the moments
   std::vector<double> &dmt = s.dmoments_t;
   dmt.assign(static_cast<std::size_t>(M) * K, 0.0);
-  for (int c = 0; c < K; c++) dmt[c] = s.g[c] * t.inv_std[c];
+  for (int c = 0; c < K; c++) dmt[c] = s.g[c] * t.net.inv_std[c];
   for (int l = 0; l < L1; l++) {
     std::fill(s.gram.begin(), s.gram.end(), 0.0);
     for (int a = 0; a < K; a++)
       for (int b = a; b < K; b++, idx++) {
-        const double gf = s.g[idx] * t.inv_std[idx];
+        const double gf = s.g[idx] * t.net.inv_std[idx];
         s.gram[a * K + b] += gf;
         s.gram[b * K + a] += gf;
       }
@@ -886,7 +940,7 @@ void FFKitKernel::moment_adjoint(const MomentTerm &t, Scratch &s, double *grad) 
       for (int a = 0; a < K; a++) dmt[m * K + a] = acc[a];
     }
   }
-  if (t.n_coupled > 0) four_body_adjoint(t, s.g.data() + t.n_three, t.inv_std.data() + t.n_three, dmt.data(), s);
+  if (t.n_coupled > 0) four_body_adjoint(t, s.g.data() + t.n_three, t.net.inv_std.data() + t.n_three, dmt.data(), s);
 
   // pass 2: each edge's share, through its radial channels and monomials, to dE/dr_ij, eight edges at a
   // time, one in each lane of a vector: the per-atom adjoints dmt are broadcast, every product is a full
@@ -940,7 +994,7 @@ void FFKitKernel::moment_block(const MomentTerm &t, int64_t i0, int count, const
   for (int b = 0; b < count; b++)
     moment_features<KC, LC, GC>(t, static_cast<int>(species[i0 + b]), vectors, species, neighbour, start[i0 + b],
                                 start[i0 + b + 1], s[b]);
-  readout(t, species + i0, count, energy, s);
+  readout(t.net, species + i0, count, energy, s);
   for (int b = 0; b < count; b++) moment_adjoint<KC, LC, GC>(t, s[b], grad);
 }
 
@@ -959,7 +1013,7 @@ void FFKitKernel::heads_block(std::size_t ti, const Heads &heads, int64_t i0, in
   const std::size_t M = heads.kernels->size();
   double sum[ATOM_BLOCK] = {};
   for (std::size_t m = 0; m < M; m++) {
-    readout((*heads.kernels)[m].moment_terms[ti], species + i0, count, sum, s);
+    readout((*heads.kernels)[m].moment_terms[ti].net, species + i0, count, sum, s);
     for (int b = 0; b < count; b++) {
       std::vector<double> &mean = s[b].g_mean;
       if (m == 0) mean.assign(s[b].g.size(), 0.0);

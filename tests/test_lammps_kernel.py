@@ -1,13 +1,13 @@
-"""The plugin's hand-written kernel (lammps_plugin/ffkit_kernel.cpp) computes what the artifact's TorchScript
-model computes: energies, forces, virial, per-atom energies and virials, in real LAMMPS runs.
+"""The plugin's hand-written kernel (lammps_plugin/ffkit_kernel.cpp, ffkit_tensor_kernel.cpp) computes what the
+artifact's TorchScript model computes: energies, forces, virial, per-atom energies and virials, in real LAMMPS runs.
 
 float64 artifacts: <= 1e-10 relative (both paths are double); float32 artifacts: the kernel stays in
 double, so it differs from the float32 TorchScript model by float32 rounding only. Trained artifacts
 (benchmarks/models, recompiled: `ffkit compile` gives an older artifact its kernel; a committee runs each
-member's), every size the kernel
-has (fast, balanced and accurate sizes, and the generic code with per-rank radials and a shared network,
-with and without 4-body invariants), serial
-against two MPI ranks and one thread against two. Plus the errors a user can meet.
+member's), every size the kernel has (fast, balanced and accurate sizes, and the generic code with per-rank
+radials and a shared network, with and without 4-body invariants), the equivariant tensor-message term (with
+messages over ghost centres, and strictly local), serial against two MPI ranks and one thread against two.
+Plus the errors a user can meet.
 """
 
 import base64
@@ -18,6 +18,7 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import pytest
+import torch
 
 from ffkit.artifact import compile_model, read_metadata, recast_artifact
 from ffkit.model.tiers import build_model
@@ -65,11 +66,13 @@ def _worst(a, b):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """The committed mm, fast, balanced and accurate artifacts, recompiled in float64 (they gain a kernel)."""
+    """The committed mm, fast, balanced, accurate and accurate + tensor-message artifacts, recompiled in float64
+    (they gain a kernel)."""
     d = tmp_path_factory.mktemp("trained")
     out = {}
     for name in ("rmd17_ethanol_fast", "rmd17_ethanol_balanced", "water_deepmd_fast", "rmd17_ethanol_mm",
-                 "rmd17_ethanol_accurate", "water_deepmd_accurate", "rmd17_ethanol_accurate_x2"):
+                 "rmd17_ethanol_accurate", "water_deepmd_accurate", "rmd17_ethanol_accurate_x2",
+                 "rmd17_ethanol_accurate_tensors"):
         meta = recast_artifact(MODELS / f"{name}.pt", d / f"{name}.pt", "float64")
         assert "kernel" in meta["paths"], meta["paths"]
         out[name] = d / f"{name}.pt"
@@ -140,6 +143,51 @@ def test_kernel_serial_equals_two_ranks_and_two_threads(tmp_path, reference_data
                                   pair.replace("path kernel", "threads 2 path kernel"))
     assert max(_worst(ranks, serial).values()) <= 1e-10
     # each centre is one thread's work, and forces are summed serially: threads change nothing
+    assert max(_worst(threads, serial).values()) == 0.0
+
+
+def _tensor_messages_model(interactions):
+    """`accurate` plus a small tensor-message term, with every weight moved off its initial value."""
+    torch.manual_seed(5)
+    model = build_model("accurate", [1, 6, 8], terms={"tensors": {
+        "type": "tensor_messages", "cutoff": 4.0, "n_basis": 6, "channels": 5, "interactions": interactions,
+        "hidden": [12, 8]}})
+    with torch.no_grad():
+        for p in model.terms[-1].parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return model
+
+
+@pytest.mark.parametrize("interactions", [1, 0], ids=["messages", "local"])
+def test_tensor_message_kernel_equals_torchscript(tmp_path, reference_data, interactions):
+    """The equivariant tensor term's own kernel (ffkit_tensor_kernel.cpp): with messages, on the ghost
+    centres too (two cutoffs of ghosts), and strictly local."""
+    meta = compile_model(_tensor_messages_model(interactions), tmp_path / "tensors.pt", dtype="float64")
+    assert meta["paths"]["kernel"]["terms"] == ["pair_table", "many_body", "tensor_messages"]
+    assert meta["layers"] == 1 + interactions
+    kernel, torchscript = _both_paths(tmp_path, _ethanols(reference_data), ["C", "O", "H"], tmp_path / "tensors.pt")
+    assert "tensors (tensor_messages)" in kernel["output"] and "TorchScript)" in torchscript["output"]
+    worst = _worst(kernel, torchscript)
+    assert max(worst.values()) <= 1e-10, worst
+
+
+def test_trained_tensor_message_model_kernel_equals_torchscript(tmp_path, reference_data, trained):
+    kernel, torchscript = _both_paths(tmp_path, _ethanols(reference_data), ["C", "O", "H"],
+                                      trained["rmd17_ethanol_accurate_tensors"])
+    worst = _worst(kernel, torchscript)
+    assert max(worst.values()) <= 1e-10, worst
+
+
+def test_tensor_message_kernel_serial_equals_two_ranks_and_two_threads(tmp_path, reference_data):
+    """Each rank's ghosts are centres of their own: the messages they pass make serial equal two ranks."""
+    compile_model(_tensor_messages_model(1), tmp_path / "tensors.pt", dtype="float64")
+    atoms = _ethanols(reference_data)
+    pair = f"pair_style ffkit path kernel\npair_coeff * * {tmp_path / 'tensors.pt'} C O H"
+    serial = lammps_single_point(tmp_path / "serial", atoms, ["C", "O", "H"], pair)
+    ranks = lammps_single_point(tmp_path / "ranks", atoms, ["C", "O", "H"], pair, nprocs=2)
+    threads = lammps_single_point(tmp_path / "threads", atoms, ["C", "O", "H"],
+                                  pair.replace("path kernel", "threads 2 path kernel"))
+    assert max(_worst(ranks, serial).values()) <= 1e-10
     assert max(_worst(threads, serial).values()) == 0.0
 
 
@@ -215,8 +263,7 @@ def test_corrupted_kernel_file_is_named_with_its_field(tmp_path, reference_data,
 
 
 def test_models_without_a_kernel_say_so_in_their_metadata(tmp_path):
-    model = build_model("accurate", [1, 8], terms={"tensors": {"type": "tensor_messages", "cutoff": 4.0,
-                                                              "channels": 4, "interactions": 0, "hidden": [8]}})
-    meta = compile_model(model, tmp_path / "tensors.pt")
+    model = build_model("accurate", [1, 8], terms={"many_body": {"type": "message_passing"}})
+    meta = compile_model(model, tmp_path / "states.pt")
     assert "kernel" not in meta["paths"] and meta["paths"]["torchscript"] == ["forward", "forward_pairs"]
-    assert read_metadata(tmp_path / "tensors.pt")["paths"] == meta["paths"]
+    assert read_metadata(tmp_path / "states.pt")["paths"] == meta["paths"]

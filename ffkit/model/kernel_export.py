@@ -4,7 +4,8 @@ The kernel (lammps_plugin/ffkit_kernel.cpp) evaluates the spline pair table, the
 term and the many-body term (3-body plus 4-body invariants) with forces from a hand-written adjoint
 pass, in double, with no autograd and no TorchScript in the MD step (issue #18: autograd's backward
 costs 2-3x the forward). It runs models made of those term types (`mm`, `fast`, `balanced`,
-`accurate`); others (message passing, tensor messages) carry TorchScript alone.
+`accurate`) and the equivariant tensor-message term, whose messages reach the ghost centres
+of a two-layer model (issue #17); others (the invariant message-passing term) carry TorchScript alone.
 Arrays are stored exactly, as little-endian base64 of the tensor's own precision (float32 tensors
 in 4 bytes a number, which the kernel widens to double without rounding): about a quarter of the
 size of the decimal text of version 1.
@@ -77,13 +78,41 @@ def _many_body(term: nn.Module) -> Dict[str, Any]:
             "mix_vector": _numbers(term.mix_vector.weight), "mix_tensor": _numbers(term.mix_tensor.weight)}
 
 
-EXPORTERS = {"TabulatedPair": _pair_table, "ThreeBodyML": _three_body, "ManyBodyML": _many_body}
+def _edge_radials(radials: nn.Module) -> Dict[str, Any]:
+    return {"mix": _numbers(radials.mix.weight), "pair_factors": _numbers(radials.pair_factors)}
+
+
+def _linear(layer: nn.Module) -> Dict[str, Any]:
+    return {"n_in": layer.in_features, "n_out": layer.out_features, "weight": _numbers(layer.weight),
+            "bias": _numbers(layer.bias)}
+
+
+def _tensor_messages(term: nn.Module) -> Dict[str, Any]:
+    """ffkit.model.tensor_messages.TensorMessagesML: the Bessel basis, each part's radial channels, the
+    embedding's layer norm and gate network, the three part mixings and the atomic networks."""
+    gates = [m for m in term.embed_gates.children() if _kind(m) == "Linear"]
+    spec = {"type": "tensor_messages", "cutoff": term.cutoff, "n_basis": int(term.basis.frequencies.numel()),
+            "channels": term.channels, "interactions": term.interactions, "inv_neighbors": term.inv_neighbors,
+            "bessel_prefactor": term.basis.prefactor, "bessel_frequencies": _numbers(term.basis.frequencies),
+            "envelope_p": term.basis.envelope.p, "embed_radials": _edge_radials(term.embed_radials),
+            "embed_norm": {"weight": _numbers(term.embed_norm.weight), "bias": _numbers(term.embed_norm.bias),
+                           "eps": float(term.embed_norm.eps)},
+            "embed_gates": [_linear(m) for m in gates],
+            "embed_mixing": _numbers(term.embed_mixing.weights), "pre_mixing": _numbers(term.pre_mixing.weights),
+            "post_mixing": _numbers(term.post_mixing.weights), "readout": _readout(term.readout)}
+    if term.interactions > 0:
+        spec["message_radials"] = _edge_radials(term.message_radials)
+    return spec
+
+
+EXPORTERS = {"TabulatedPair": _pair_table, "ThreeBodyML": _three_body, "ManyBodyML": _many_body,
+             "TensorMessagesML": _tensor_messages}
 
 
 def kernel_spec(model: nn.Module) -> Optional[Dict[str, Any]]:
     """The kernel's description of a ForceField (pair terms already tabulated), or None if a term has no kernel."""
     terms = list(model.terms.children())
-    if any(_kind(term) not in EXPORTERS for term in terms) or int(getattr(model, "layers", 1)) != 1:
+    if any(_kind(term) not in EXPORTERS for term in terms):  # (the only two-layer one: tensor messages)
         return None
     return {"format": KERNEL_FORMAT, "version": KERNEL_VERSION, "n_species": len(model.species),
             "reference_energies": _numbers(model.reference_energies),
