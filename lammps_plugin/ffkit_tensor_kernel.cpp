@@ -200,23 +200,29 @@ struct Edges {
 };
 
 /* radial channels [3][C] of edge q for element pair `pair` (ffkit.model.tensor_messages.EdgeRadials), and
-   with dR != nullptr their derivatives by r */
+   with DERIVATIVE their derivatives by r (one pass over the weights for both) */
+template <bool DERIVATIVE>
 void radials(const std::vector<double> &mix_w, const std::vector<double> &pair_w, int pair, const Edges &e, int q,
-             int nb, int C3, double *R, double *dR)
+             int nb, int C3, double *__restrict R, double *__restrict dR = nullptr)
 {
   const double *f = pair_w.data() + static_cast<std::size_t>(pair) * C3;
   const double *b = e.basis.data() + static_cast<std::size_t>(q) * nb, *db = e.dbasis.data() + static_cast<std::size_t>(q) * nb;
-  std::fill(R, R + C3, 0.0);
-  if (dR) std::fill(dR, dR + C3, 0.0);
-  for (int k = 0; k < nb; k++) {
-    const double *w = mix_w.data() + static_cast<std::size_t>(k) * C3;
-    for (int o = 0; o < C3; o++) R[o] += b[k] * w[o];
-    if (dR)
-      for (int o = 0; o < C3; o++) dR[o] += db[k] * w[o];
+  const double *w = mix_w.data();
+  for (int o = 0; o < C3; o++) {
+    R[o] = b[0] * w[o];
+    if constexpr (DERIVATIVE) dR[o] = db[0] * w[o];
   }
-  for (int o = 0; o < C3; o++) R[o] *= f[o];
-  if (dR)
-    for (int o = 0; o < C3; o++) dR[o] *= f[o];
+  for (int k = 1; k < nb; k++) {
+    w = mix_w.data() + static_cast<std::size_t>(k) * C3;
+    for (int o = 0; o < C3; o++) {
+      R[o] += b[k] * w[o];
+      if constexpr (DERIVATIVE) dR[o] += db[k] * w[o];
+    }
+  }
+  for (int o = 0; o < C3; o++) {
+    R[o] *= f[o];
+    if constexpr (DERIVATIVE) dR[o] *= f[o];
+  }
 }
 
 /* dE/dr_ij from dE/dr (along the unit vector) and dE/du (its component across it, over r) */
@@ -284,8 +290,8 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
       double *p0 = &x0[i * C9];
       const int si = static_cast<int>(species[i]);
       for (int q = 0; q < static_cast<int>(e.k.size()); q++) {
-        radials(t.embed_radial, t.embed_pair, si * S + static_cast<int>(species[neighbour[e.k[q]]]), e, q, nb, C3,
-                R.data(), nullptr);
+        radials<false>(t.embed_radial, t.embed_pair, si * S + static_cast<int>(species[neighbour[e.k[q]]]), e, q, nb,
+                       C3, R.data());
         const double *u = &e.u[3 * q];
         const double sym[5] = {u[0] * u[0] - 1.0 / 3.0, u[1] * u[1] - 1.0 / 3.0, u[0] * u[1], u[0] * u[2], u[1] * u[2]};
         for (int c = 0; c < C; c++) {
@@ -345,8 +351,8 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
           edges_within(i, e);
           const int si = static_cast<int>(species[i]);
           for (int q = 0; q < static_cast<int>(e.k.size()); q++) {
-            radials(t.message_radial, t.message_pair, si * S + static_cast<int>(species[neighbour[e.k[q]]]), e, q,
-                    nb, C3, R.data(), nullptr);
+            radials<false>(t.message_radial, t.message_pair, si * S + static_cast<int>(species[neighbour[e.k[q]]]), e, q,
+                    nb, C3, R.data());
             const double *yj = &Y[neighbour[e.k[q]] * C9];
             for (int p = 0; p < PARTS; p++) {
               const double *r = &R[FAMILY[p] * C];
@@ -433,7 +439,7 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
         edges_within(i, e);
         const int si = static_cast<int>(species[i]);
         for (int q = 0; q < static_cast<int>(e.k.size()); q++) {
-          radials(t.message_radial, t.message_pair, si * S + static_cast<int>(species[neighbour[e.k[q]]]), e, q, nb,
+          radials<true>(t.message_radial, t.message_pair, si * S + static_cast<int>(species[neighbour[e.k[q]]]), e, q, nb,
                   C3, R.data(), dR.data());
           const double *yj = &Y[neighbour[e.k[q]] * C9];
           std::fill(gR.begin(), gR.end(), 0.0);
@@ -466,7 +472,7 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
         for (int q = 0; q < n; q++) {
           const int64_t j = neighbour[e.k[q]];
           if (j >= nlocal) continue;
-          radials(t.message_radial, t.message_pair, static_cast<int>(species[j]) * S + si, e, q, nb, C3, R.data(), nullptr);
+          radials<false>(t.message_radial, t.message_pair, static_cast<int>(species[j]) * S + si, e, q, nb, C3, R.data());
           const double *dm = &dM[j * C9];
           for (int p = 0; p < PARTS; p++) {
             const double *r = &R[FAMILY[p] * C];
@@ -515,8 +521,8 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
       }
       // x0 = inv_nb sum_j [r0 1 + r1 skew(u) + r2 (u u^T - 1/3)]: each edge's dE/dR and dE/du
       for (int q = 0; q < n; q++) {
-        radials(t.embed_radial, t.embed_pair, si * S + static_cast<int>(species[neighbour[e.k[q]]]), e, q, nb, C3,
-                R.data(), dR.data());
+        radials<true>(t.embed_radial, t.embed_pair, si * S + static_cast<int>(species[neighbour[e.k[q]]]), e, q, nb,
+                      C3, R.data(), dR.data());
         const double *u = &e.u[3 * q];
         const double sym[5] = {u[0] * u[0] - 1.0 / 3.0, u[1] * u[1] - 1.0 / 3.0, u[0] * u[1], u[0] * u[2], u[1] * u[2]};
         double dEdr = 0.0, du[3] = {0.0, 0.0, 0.0};
