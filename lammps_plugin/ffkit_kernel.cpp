@@ -429,7 +429,13 @@ void FFKitKernel::load(const json &spec)
       if (t.gates[1].n_out != 3 * C) fail(where, "'embed_gates' must end with 3 * channels outputs");
       for (auto [key, w] : {std::pair{"embed_mixing", &t.embed_mixing}, std::pair{"pre_mixing", &t.pre_mixing},
                             std::pair{"post_mixing", &t.post_mixing}})
+      {
         *w = numbers(term, key, where, static_cast<std::size_t>(3) * C * C);
+        w->resize(6 * C * C);    // the adjoint's products run over the transposed matrices
+        for (int f = 0; f < 3; f++)
+          for (int k = 0; k < C; k++)
+            for (int l = 0; l < C; l++) (*w)[(3 + f) * C * C + l * C + k] = (*w)[f * C * C + k * C + l];
+      }
       t.net = load_readout(term, where, 6 * C, S);
       tensor_terms.push_back(std::move(t));
     } else {

@@ -104,7 +104,7 @@ class FFKitKernel {
     std::vector<double> embed_pair, message_pair;    // [element pair][3 C]: each pair's factors
     std::vector<double> norm_weight, norm_bias;    // the layer norm of the embedding's channel norms
     std::vector<Layer> gates;    // C -> 2 C (SiLU) -> 3 C: the embedding's gate of each part and channel
-    std::vector<double> embed_mixing, pre_mixing, post_mixing;    // [part][C][C]
+    std::vector<double> embed_mixing, pre_mixing, post_mixing;    // [family][C][C], then each transposed
     Readout net;
   };
   static constexpr int ATOM_BLOCK = 8;    // centres whose networks run together (readout)

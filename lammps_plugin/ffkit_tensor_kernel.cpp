@@ -124,11 +124,13 @@ inline void quadratic_adjoint(const double *p, int C, int c, double gs3, double 
   for (int k = 6; k <= 8; k++) dp[k * C + c] += 4.0 * gq * p[k * C + c];
 }
 
-/* out[part][l] = sum_k in[part][k] W_family[k][l] (ffkit.model.tensor_messages.PartMixing, W [3][C][C]) */
-void mix(const std::vector<double> &W, const double *in, int C, double *out)
+/* out[part][l] = sum_k in[part][k] W_family[k][l] (ffkit.model.tensor_messages.PartMixing, W [3][C][C]), or with
+   `adjoint` its adjoint out[part][k] = sum_l in[part][l] W_family[k][l], over the transposed matrices (W's second
+   half) so that both run along contiguous rows */
+void mix(const std::vector<double> &W, const double *in, int C, double *out, bool adjoint = false)
 {
   for (int p = 0; p < PARTS; p++) {
-    const double *w = W.data() + static_cast<std::size_t>(FAMILY[p]) * C * C;
+    const double *w = W.data() + static_cast<std::size_t>((adjoint ? 3 : 0) + FAMILY[p]) * C * C;
     double *o = out + p * C;
     std::fill(o, o + C, 0.0);
     for (int k = 0; k < C; k++) {
@@ -138,39 +140,41 @@ void mix(const std::vector<double> &W, const double *in, int C, double *out)
   }
 }
 
-/* din[part][k] = sum_l dout[part][l] W_family[k][l] */
-void mix_adjoint(const std::vector<double> &W, const double *dout, int C, double *din)
+/* sum_i f(i) for i < n, in eight partial sums (which the compiler keeps in one vector) added in a fixed order */
+template <class F> inline double lane_sum(int n, F &&f)
 {
-  for (int p = 0; p < PARTS; p++) {
-    const double *w = W.data() + static_cast<std::size_t>(FAMILY[p]) * C * C;
-    for (int k = 0; k < C; k++) {
-      double sum = 0.0;
-      for (int l = 0; l < C; l++) sum += dout[p * C + l] * w[k * C + l];
-      din[p * C + k] = sum;
-    }
-  }
+  double part[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++) part[j] += f(i + j);
+  double sum = 0.0;
+  for (; i < n; i++) sum += f(i);
+  for (int j = 0; j < 8; j++) sum += part[j];
+  return sum;
 }
 
 /* x / (|x| + 1) per channel (ffkit.model.tensor_messages.normalised); norms[c] = |x_c| kept for the adjoint */
 void normalise(const double *x, int C, double *out, double *norms)
 {
-  for (int c = 0; c < C; c++) {
-    const double n = norms[c] = std::sqrt(norm2(x, C, c)), f = 1.0 / (n + 1.0);
-    for (int p = 0; p < PARTS; p++) out[p * C + c] = x[p * C + c] * f;
-  }
+  for (int c = 0; c < C; c++) norms[c] = std::sqrt(norm2(x, C, c));
+  for (int p = 0; p < PARTS; p++)
+    for (int c = 0; c < C; c++) out[p * C + c] = x[p * C + c] / (norms[c] + 1.0);
 }
 
-/* dx += the adjoint of normalise at x, given dout */
-void normalise_adjoint(const double *x, const double *norms, const double *dout, int C, double *dx)
+/* dx += the adjoint of normalise at x, given dout; `along` holds C numbers of scratch */
+void normalise_adjoint(const double *x, const double *norms, const double *dout, int C, double *dx, double *along)
 {
+  std::fill(along, along + C, 0.0);
+  for (int p = 0; p < PARTS; p++)
+    for (int c = 0; c < C; c++) {
+      along[c] += dout[p * C + c] * x[p * C + c];
+      dx[p * C + c] += dout[p * C + c] / (norms[c] + 1.0);
+    }
+  // d(1/(n+1))/dx = -dn/dx / (n+1)^2 and dn/dx = d|x|^2/dx / (2 n), whose weights of the parts quadratic_adjoint
+  // knows; at x = 0 the term multiplies x, so it is 0
   for (int c = 0; c < C; c++) {
     const double n = norms[c], f = 1.0 / (n + 1.0);
-    for (int p = 0; p < PARTS; p++) dx[p * C + c] += dout[p * C + c] * f;
-    if (n == 0.0) continue;    // x = 0: the norm's gradient multiplies x
-    // d(1/(n+1))/dx = -f^2 dn/dx, dn/dx = d|x|^2/dx / (2 n); the quadratic form's gradient weights parts as |x|^2 does
-    double along = 0.0;
-    for (int p = 0; p < PARTS; p++) along += dout[p * C + c] * x[p * C + c];
-    const double g = -along * f * f / (2.0 * n);
+    const double g = n > 0.0 ? -along[c] * f * f / (2.0 * n) : 0.0;
     quadratic_adjoint(x, C, c, g, g, g, dx);
   }
 }
@@ -336,7 +340,7 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
     std::vector<double> R(C3), dR(C3), gR(C3);
     // per atom of the block: M, P / (|P| + 1) and |P|, D, Z (parts), P's matrices, the features
     std::vector<double> M(ATOM_BLOCK * C9), P(ATOM_BLOCK * C9), Pn(ATOM_BLOCK * C9), pnorm(ATOM_BLOCK * C),
-        D(ATOM_BLOCK * C9), Z(ATOM_BLOCK * C9), DD(C9), dD(C9), dP(C9), dPn(C9), dZ(C9), dMat(9 * 4);
+        D(ATOM_BLOCK * C9), Z(ATOM_BLOCK * C9), DD(C9), dD(C9), dP(C9), dPn(C9), dZ(C9), dMat(9 * 4), along(C);
     double mat[4][9];
     const int F = 6 * C;
     for (int64_t i0 = first; i0 < last; i0 += ATOM_BLOCK) {
@@ -417,9 +421,9 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
           assemble_adjoint(&dMat[9], C, c, dD.data());
         }
         // D = mix(P / (|P| + 1))
-        mix_adjoint(t.post_mixing, dD.data(), C, dPn.data());
+        mix(t.post_mixing, dD.data(), C, dPn.data(), true);
         std::fill(dP.begin(), dP.end(), 0.0);
-        normalise_adjoint(&P[b * C9], &pnorm[b * C], dPn.data(), C, dP.data());
+        normalise_adjoint(&P[b * C9], &pnorm[b * C], dPn.data(), C, dP.data(), along.data());
         // P = Y M + M Y
         for (int c = 0; c < C; c++) {
           split_adjoint(dP.data(), C, c, &dMat[0]);
@@ -445,8 +449,7 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
           std::fill(gR.begin(), gR.end(), 0.0);
           for (int p = 0; p < PARTS; p++)
             for (int c = 0; c < C; c++) gR[FAMILY[p] * C + c] += dm[p * C + c] * yj[p * C + c];
-          double dEdr = 0.0;
-          for (int o = 0; o < C3; o++) dEdr += gR[o] * dR[o];
+          const double dEdr = lane_sum(C3, [&](int o) { return gR[o] * dR[o]; });
           const double none[3] = {0.0, 0.0, 0.0};
           add_edge_gradient(dEdr * inv_nb, none, e, q, grad);
         }
@@ -459,7 +462,7 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
   at::parallel_for(0, ncentres, 32, [&](int64_t first, int64_t last) {
     Edges e;
     std::vector<double> R(C3), dR(C3), dy(C9), dnx(C9), dx(C9), dmx(C9), dp0(C9), dgate(C3), dz1(2 * C), da1(2 * C),
-        dh(C), gR(C3);
+        dh(C), gR(C3), along(C);
     for (int64_t i = first; i < last; i++) {
       const bool local = i < nlocal;
       edges_within(i, e);
@@ -480,12 +483,12 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
           }
         }
       const double *x = &X[i * C9], *p0 = &x0[i * C9], *mx = &mixed[i * C9], *gt = &gate[i * C3];
-      mix_adjoint(t.pre_mixing, dy.data(), C, dnx.data());
+      mix(t.pre_mixing, dy.data(), C, dnx.data(), true);
       if (local)
         std::copy(&dX_own[i * C9], &dX_own[i * C9] + C9, dx.begin());
       else
         std::fill(dx.begin(), dx.end(), 0.0);
-      normalise_adjoint(x, &xnorm[i * C], dnx.data(), C, dx.data());
+      normalise_adjoint(x, &xnorm[i * C], dnx.data(), C, dx.data(), along.data());
       // X = mixed x0, gated
       std::fill(dgate.begin(), dgate.end(), 0.0);
       for (int p = 0; p < PARTS; p++)
@@ -493,7 +496,7 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
           dmx[p * C + c] = dx[p * C + c] * gt[FAMILY[p] * C + c];
           dgate[FAMILY[p] * C + c] += dx[p * C + c] * mx[p * C + c];
         }
-      mix_adjoint(t.embed_mixing, dmx.data(), C, dp0.data());
+      mix(t.embed_mixing, dmx.data(), C, dp0.data(), true);
       // the gate network and the layer norm, back to the channels' |x0|^2
       const double *gin = dgate.data();
       double *gout = da1.data();
@@ -525,20 +528,18 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
                       C3, R.data(), dR.data());
         const double *u = &e.u[3 * q];
         const double sym[5] = {u[0] * u[0] - 1.0 / 3.0, u[1] * u[1] - 1.0 / 3.0, u[0] * u[1], u[0] * u[2], u[1] * u[2]};
-        double dEdr = 0.0, du[3] = {0.0, 0.0, 0.0};
-        for (int c = 0; c < C; c++) {
-          const double gs = dp0[c], gw0 = dp0[C + c], gw1 = dp0[2 * C + c], gw2 = dp0[3 * C + c];
-          const double gq00 = dp0[4 * C + c], gq11 = dp0[5 * C + c], gq01 = dp0[6 * C + c], gq02 = dp0[7 * C + c],
-                       gq12 = dp0[8 * C + c];
-          const double g1r = gw0 * u[0] + gw1 * u[1] + gw2 * u[2];
-          const double g2r = gq00 * sym[0] + gq11 * sym[1] + gq01 * sym[2] + gq02 * sym[3] + gq12 * sym[4];
-          dEdr += gs * dR[c] + g1r * dR[C + c] + g2r * dR[2 * C + c];
-          const double r1 = R[C + c], r2 = R[2 * C + c];
-          du[0] += r1 * gw0 + r2 * (2.0 * u[0] * gq00 + u[1] * gq01 + u[2] * gq02);
-          du[1] += r1 * gw1 + r2 * (2.0 * u[1] * gq11 + u[0] * gq01 + u[2] * gq12);
-          du[2] += r1 * gw2 + r2 * (u[0] * gq02 + u[1] * gq12);
-        }
-        for (int d = 0; d < 3; d++) du[d] *= inv_nb;
+        const double *gs = dp0.data(), *gw0 = gs + C, *gw1 = gs + 2 * C, *gw2 = gs + 3 * C, *gq00 = gs + 4 * C,
+                     *gq11 = gs + 5 * C, *gq01 = gs + 6 * C, *gq02 = gs + 7 * C, *gq12 = gs + 8 * C;
+        const double *r1 = R.data() + C, *r2 = R.data() + 2 * C;
+        const double dEdr = lane_sum(C, [&](int c) {
+          const double g1r = gw0[c] * u[0] + gw1[c] * u[1] + gw2[c] * u[2];
+          const double g2r = gq00[c] * sym[0] + gq11[c] * sym[1] + gq01[c] * sym[2] + gq02[c] * sym[3] + gq12[c] * sym[4];
+          return gs[c] * dR[c] + g1r * dR[C + c] + g2r * dR[2 * C + c];
+        });
+        const double du[3] = {
+            inv_nb * lane_sum(C, [&](int c) { return r1[c] * gw0[c] + r2[c] * (2.0 * u[0] * gq00[c] + u[1] * gq01[c] + u[2] * gq02[c]); }),
+            inv_nb * lane_sum(C, [&](int c) { return r1[c] * gw1[c] + r2[c] * (2.0 * u[1] * gq11[c] + u[0] * gq01[c] + u[2] * gq12[c]); }),
+            inv_nb * lane_sum(C, [&](int c) { return r1[c] * gw2[c] + r2[c] * (u[0] * gq02[c] + u[1] * gq12[c]); })};
         add_edge_gradient(dEdr * inv_nb, du, e, q, grad);
       }
     }
