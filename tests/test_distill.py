@@ -106,6 +106,7 @@ def test_a_teacher_lammps_cannot_run_labels_the_md_of_a_sampler(tmp_path, capsys
                        str(MODELS / "rmd17_ethanol_accurate_tensors.pt"), "--out", str(teacher), "--dtype",
                        "float32"]) == 0
     assert not read_metadata(teacher)["engine_parity"]["checked"]
+    assert "kernel" not in read_metadata(teacher)["paths"]  # both members have kernels; the committee cannot run one
     ethanol = read_frames(QM, index=0)[0].to_atoms()
     ethanol.set_cell([20.0, 20.0, 20.0])
     ethanol.center()

@@ -123,9 +123,13 @@ def kernel_spec(model: nn.Module) -> Optional[Dict[str, Any]]:
 def convention_kernel_spec(module: nn.Module) -> Optional[Dict[str, Any]]:
     """The kernel of a LAMMPS-convention module (`.model`) or of a committee of them (`.members`), or None
     when a model (or any member) has a term without a kernel, or a member is itself a committee (the kernel
-    averages members with equal weights, so a nested committee runs on TorchScript)."""
+    averages members with equal weights, so a nested committee runs on TorchScript), or reaches two cutoffs
+    (pair_style ffkit runs no committee of message-passing models)."""
     if hasattr(module, "members"):
-        specs = [convention_kernel_spec(member) for member in module.members.children()]
+        members = list(module.members.children())
+        if any(int(getattr(getattr(m, "model", m), "layers", 1)) > 1 for m in members):
+            return None
+        specs = [convention_kernel_spec(member) for member in members]
         if not specs or any(s is None or "committee" in s for s in specs):
             return None
         return {"format": KERNEL_FORMAT, "version": KERNEL_VERSION, "committee": specs}
