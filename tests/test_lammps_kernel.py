@@ -134,18 +134,6 @@ def test_float32_artifact_kernel_differs_by_float32_rounding_only(tmp_path, refe
     assert max(worst.values()) > 1e-12, "float32 TorchScript cannot equal a double kernel exactly"
 
 
-def test_kernel_serial_equals_two_ranks_and_two_threads(tmp_path, reference_data, trained):
-    atoms = _ethanols(reference_data)
-    pair = f"pair_style ffkit path kernel\npair_coeff * * {trained['rmd17_ethanol_fast']} C O H"
-    serial = lammps_single_point(tmp_path / "serial", atoms, ["C", "O", "H"], pair)
-    ranks = lammps_single_point(tmp_path / "ranks", atoms, ["C", "O", "H"], pair, nprocs=2)
-    threads = lammps_single_point(tmp_path / "threads", atoms, ["C", "O", "H"],
-                                  pair.replace("path kernel", "threads 2 path kernel"))
-    assert max(_worst(ranks, serial).values()) <= 1e-10
-    # each centre is one thread's work, and forces are summed serially: threads change nothing
-    assert max(_worst(threads, serial).values()) == 0.0
-
-
 def _tensor_messages_model(interactions):
     """`accurate` plus a small tensor-message term, with every weight moved off its initial value."""
     torch.manual_seed(5)
@@ -156,6 +144,25 @@ def _tensor_messages_model(interactions):
         for p in model.terms[-1].parameters():
             p.add_(0.2 * torch.randn_like(p))
     return model
+
+
+@pytest.mark.parametrize("model", ["fast", "tensor_messages"])
+def test_kernel_serial_equals_two_ranks_and_two_threads(tmp_path, reference_data, trained, model):
+    """With tensor messages, each rank's ghosts within a cutoff of its atoms are centres of their own: the
+    messages they pass make serial equal two ranks."""
+    artifact = trained["rmd17_ethanol_fast"]
+    if model == "tensor_messages":
+        artifact = tmp_path / "tensors.pt"
+        compile_model(_tensor_messages_model(1), artifact, dtype="float64")
+    atoms = _ethanols(reference_data)
+    pair = f"pair_style ffkit path kernel\npair_coeff * * {artifact} C O H"
+    serial = lammps_single_point(tmp_path / "serial", atoms, ["C", "O", "H"], pair)
+    ranks = lammps_single_point(tmp_path / "ranks", atoms, ["C", "O", "H"], pair, nprocs=2)
+    threads = lammps_single_point(tmp_path / "threads", atoms, ["C", "O", "H"],
+                                  pair.replace("path kernel", "threads 2 path kernel"))
+    assert max(_worst(ranks, serial).values()) <= 1e-10
+    # each centre is one thread's work, and forces are summed serially: threads change nothing
+    assert max(_worst(threads, serial).values()) == 0.0
 
 
 @pytest.mark.parametrize("interactions", [1, 0], ids=["messages", "local"])
@@ -176,19 +183,6 @@ def test_trained_tensor_message_model_kernel_equals_torchscript(tmp_path, refere
                                       trained["rmd17_ethanol_accurate_tensors"])
     worst = _worst(kernel, torchscript)
     assert max(worst.values()) <= 1e-10, worst
-
-
-def test_tensor_message_kernel_serial_equals_two_ranks_and_two_threads(tmp_path, reference_data):
-    """Each rank's ghosts are centres of their own: the messages they pass make serial equal two ranks."""
-    compile_model(_tensor_messages_model(1), tmp_path / "tensors.pt", dtype="float64")
-    atoms = _ethanols(reference_data)
-    pair = f"pair_style ffkit path kernel\npair_coeff * * {tmp_path / 'tensors.pt'} C O H"
-    serial = lammps_single_point(tmp_path / "serial", atoms, ["C", "O", "H"], pair)
-    ranks = lammps_single_point(tmp_path / "ranks", atoms, ["C", "O", "H"], pair, nprocs=2)
-    threads = lammps_single_point(tmp_path / "threads", atoms, ["C", "O", "H"],
-                                  pair.replace("path kernel", "threads 2 path kernel"))
-    assert max(_worst(ranks, serial).values()) <= 1e-10
-    assert max(_worst(threads, serial).values()) == 0.0
 
 
 @pytest.mark.parametrize("name", ["water_deepmd_fast", "water_deepmd_accurate"])
