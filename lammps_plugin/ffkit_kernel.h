@@ -108,7 +108,7 @@ class FFKitKernel {
     Readout net;
   };
   static constexpr int ATOM_BLOCK = 8;    // centres whose networks run together (readout)
-  /* buffers of one centre's 3-body evaluation (each thread has ATOM_BLOCK of them) */
+  /* buffers of one centre's 3-body evaluation and of any term's atomic networks (each thread has ATOM_BLOCK) */
   struct Scratch {
     int n = 0;    // edges within the term's cutoff
     std::vector<int64_t> edge;

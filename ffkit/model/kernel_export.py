@@ -112,7 +112,7 @@ EXPORTERS = {"TabulatedPair": _pair_table, "ThreeBodyML": _three_body, "ManyBody
 def kernel_spec(model: nn.Module) -> Optional[Dict[str, Any]]:
     """The kernel's description of a ForceField (pair terms already tabulated), or None if a term has no kernel."""
     terms = list(model.terms.children())
-    if any(_kind(term) not in EXPORTERS for term in terms):  # (the only two-layer one: tensor messages)
+    if any(_kind(term) not in EXPORTERS for term in terms):  # of the two-layer terms, only tensor messages have one
         return None
     return {"format": KERNEL_FORMAT, "version": KERNEL_VERSION, "n_species": len(model.species),
             "reference_energies": _numbers(model.reference_energies),
