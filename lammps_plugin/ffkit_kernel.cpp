@@ -116,8 +116,6 @@ std::vector<double> numbers(const json &object, const char *key, const std::stri
   return out;
 }
 
-inline double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
-
 constexpr int n_monomials(int l_max) { return (l_max + 1) * (l_max + 2) * (l_max + 3) / 6; }
 constexpr int BASIS_LIMIT = 64, CHANNEL_LIMIT = 64, GROUP_LIMIT = 8, MONOMIAL_LIMIT = n_monomials(GROUP_LIMIT - 1);
 
@@ -647,7 +645,7 @@ void FFKitKernel::readout(const Readout &t, const int64_t *species, int count, d
       for (int q = 0; q < nm; q++) {
         Scratch &sb = s[member[q]];
         sb.a[L + 1].resize(net[L].n_out);
-        for (int o = 0; o < net[L].n_out; o++) sb.a[L + 1][o] = sb.z[L][o] * sigmoid(sb.z[L][o]);
+        for (int o = 0; o < net[L].n_out; o++) sb.a[L + 1][o] = silu(sb.z[L][o]);
       }
     }
     for (int q = 0; q < nm; q++) {
@@ -667,10 +665,7 @@ void FFKitKernel::readout(const Readout &t, const int64_t *species, int count, d
         Scratch &sb = s[member[q]];
         if (L > 0) {
           const std::vector<double> &zp = sb.z[L - 1];
-          for (int j = 0; j < net[L].n_in; j++) {
-            const double sg = sigmoid(zp[j]);
-            sb.gin[j] *= sg * (1.0 + zp[j] * (1.0 - sg));
-          }
+          for (int j = 0; j < net[L].n_in; j++) sb.gin[j] *= silu_slope(zp[j]);
         }
         sb.g.swap(sb.gin);
       }

@@ -10,6 +10,7 @@
 
 #include "json.h"
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -107,6 +108,13 @@ class FFKitKernel {
     std::vector<double> embed_mixing, pre_mixing, post_mixing;    // [family][C][C], then each transposed
     Readout net;
   };
+  /* the networks' activation, SiLU z sigmoid(z), and its slope */
+  static double silu(double z) { return z * (1.0 / (1.0 + std::exp(-z))); }
+  static double silu_slope(double z)
+  {
+    const double sg = 1.0 / (1.0 + std::exp(-z));
+    return sg * (1.0 + z * (1.0 - sg));
+  }
   static constexpr int ATOM_BLOCK = 8;    // centres whose networks run together (readout)
   /* buffers of one centre's 3-body evaluation and of any term's atomic networks (each thread has ATOM_BLOCK) */
   struct Scratch {

@@ -31,8 +31,6 @@ namespace {
 constexpr int PARTS = 9;
 constexpr int FAMILY[PARTS] = {0, 1, 1, 1, 2, 2, 2, 2, 2};    // scalar, antisymmetric, symmetric traceless
 
-inline double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
-
 /* 3x3 matrix (row-major) of channel c from parts [9][C], and its adjoint: dE/dparts from dE/dx */
 inline void assemble(const double *p, int C, int c, double *x)
 {
@@ -197,6 +195,13 @@ void invariants_adjoint(const double *x, const double *g, int C, double *dx)
   }
 }
 
+/* q00, q11, q01, q02, q12 of the symmetric traceless u u^T - 1/3 of a unit vector u (an edge's rank-2 part) */
+inline void unit_outer(const double *u, double *q)
+{
+  q[0] = u[0] * u[0] - 1.0 / 3.0, q[1] = u[1] * u[1] - 1.0 / 3.0, q[2] = u[0] * u[1], q[3] = u[0] * u[2],
+  q[4] = u[1] * u[2];
+}
+
 /* a centre's edges within the cutoff: their distances, unit vectors and Bessel basis (and d/dr) */
 struct Edges {
   std::vector<int64_t> k;
@@ -210,7 +215,8 @@ void radials(const std::vector<double> &mix_w, const std::vector<double> &pair_w
              int nb, int C3, double *__restrict R, double *__restrict dR = nullptr)
 {
   const double *f = pair_w.data() + static_cast<std::size_t>(pair) * C3;
-  const double *b = e.basis.data() + static_cast<std::size_t>(q) * nb, *db = e.dbasis.data() + static_cast<std::size_t>(q) * nb;
+  const std::size_t row = static_cast<std::size_t>(q) * nb;
+  const double *b = e.basis.data() + row, *db = e.dbasis.data() + row;
   const double *w = mix_w.data();
   for (int o = 0; o < C3; o++) {
     R[o] = b[0] * w[o];
@@ -297,7 +303,8 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
         radials<false>(t.embed_radial, t.embed_pair, si * S + static_cast<int>(species[neighbour[e.k[q]]]), e, q, nb,
                        C3, R.data());
         const double *u = &e.u[3 * q];
-        const double sym[5] = {u[0] * u[0] - 1.0 / 3.0, u[1] * u[1] - 1.0 / 3.0, u[0] * u[1], u[0] * u[2], u[1] * u[2]};
+        double sym[5];
+        unit_outer(u, sym);
         for (int c = 0; c < C; c++) {
           const double r0 = R[c], r1 = R[C + c], r2 = R[2 * C + c];
           p0[c] += r0;
@@ -319,7 +326,7 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
       double *z = &z1[i * 2 * C], *gt = &gate[i * C3];
       const double *hin = h.data();
       g1.forward(&hin, 1, &z);
-      for (int o = 0; o < 2 * C; o++) a1[o] = z[o] * sigmoid(z[o]);
+      for (int o = 0; o < 2 * C; o++) a1[o] = silu(z[o]);
       const double *ain = a1.data();
       g2.forward(&ain, 1, &gt);
       // X = gated mix of x0; Y = mix of X / (|X| + 1)
@@ -335,12 +342,12 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
   // pass 2: messages, product, invariants and the atomic network of the local centres, with the adjoint
   // back to X, Y and M (and the message radials' share of dE/dr_ij)
   at::parallel_for(0, nlocal, 32, [&](int64_t first, int64_t last) {
-    Edges e;
+    Edges edges[ATOM_BLOCK];    // each atom's, from its messages to their adjoint
     Scratch s[ATOM_BLOCK];
     std::vector<double> R(C3), dR(C3), gR(C3);
     // per atom of the block: M, P / (|P| + 1) and |P|, D, Z (parts), P's matrices, the features
     std::vector<double> M(ATOM_BLOCK * C9), P(ATOM_BLOCK * C9), Pn(ATOM_BLOCK * C9), pnorm(ATOM_BLOCK * C),
-        D(ATOM_BLOCK * C9), Z(ATOM_BLOCK * C9), DD(C9), dD(C9), dP(C9), dPn(C9), dZ(C9), dMat(9 * 4), along(C);
+        D(ATOM_BLOCK * C9), Z(ATOM_BLOCK * C9), DD(C9), dD(C9), dP(C9), dPn(C9), dZ(C9), dMat(27), along(C);
     double mat[4][9];
     const int F = 6 * C;
     for (int64_t i0 = first; i0 < last; i0 += ATOM_BLOCK) {
@@ -352,11 +359,12 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
         double *m = &M[b * C9];
         if (t.interactions > 0) {
           std::fill(m, m + C9, 0.0);
+          Edges &e = edges[b];
           edges_within(i, e);
           const int si = static_cast<int>(species[i]);
           for (int q = 0; q < static_cast<int>(e.k.size()); q++) {
-            radials<false>(t.message_radial, t.message_pair, si * S + static_cast<int>(species[neighbour[e.k[q]]]), e, q,
-                    nb, C3, R.data());
+            radials<false>(t.message_radial, t.message_pair, si * S + static_cast<int>(species[neighbour[e.k[q]]]), e,
+                           q, nb, C3, R.data());
             const double *yj = &Y[neighbour[e.k[q]] * C9];
             for (int p = 0; p < PARTS; p++) {
               const double *r = &R[FAMILY[p] * C];
@@ -440,11 +448,11 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
           continue;
         }
         // the message radials: dE/dR of each edge, times dR/dr
-        edges_within(i, e);
+        const Edges &e = edges[b];
         const int si = static_cast<int>(species[i]);
         for (int q = 0; q < static_cast<int>(e.k.size()); q++) {
-          radials<true>(t.message_radial, t.message_pair, si * S + static_cast<int>(species[neighbour[e.k[q]]]), e, q, nb,
-                  C3, R.data(), dR.data());
+          radials<true>(t.message_radial, t.message_pair, si * S + static_cast<int>(species[neighbour[e.k[q]]]), e, q,
+                        nb, C3, R.data(), dR.data());
           const double *yj = &Y[neighbour[e.k[q]] * C9];
           std::fill(gR.begin(), gR.end(), 0.0);
           for (int p = 0; p < PARTS; p++)
@@ -475,7 +483,8 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
         for (int q = 0; q < n; q++) {
           const int64_t j = neighbour[e.k[q]];
           if (j >= nlocal) continue;
-          radials<false>(t.message_radial, t.message_pair, static_cast<int>(species[j]) * S + si, e, q, nb, C3, R.data());
+          radials<false>(t.message_radial, t.message_pair, static_cast<int>(species[j]) * S + si, e, q, nb, C3,
+                         R.data());
           const double *dm = &dM[j * C9];
           for (int p = 0; p < PARTS; p++) {
             const double *r = &R[FAMILY[p] * C];
@@ -502,10 +511,7 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
       double *gout = da1.data();
       g2.adjoint(&gin, 1, &gout);
       const double *z = &z1[i * 2 * C];
-      for (int o = 0; o < 2 * C; o++) {
-        const double sg = sigmoid(z[o]);
-        dz1[o] = da1[o] * sg * (1.0 + z[o] * (1.0 - sg));
-      }
+      for (int o = 0; o < 2 * C; o++) dz1[o] = da1[o] * silu_slope(z[o]);
       gin = dz1.data();
       gout = dh.data();
       g1.adjoint(&gin, 1, &gout);
@@ -527,19 +533,26 @@ void FFKitKernel::tensor_messages(const TensorTerm &t, const double *vectors, co
         radials<true>(t.embed_radial, t.embed_pair, si * S + static_cast<int>(species[neighbour[e.k[q]]]), e, q, nb,
                       C3, R.data(), dR.data());
         const double *u = &e.u[3 * q];
-        const double sym[5] = {u[0] * u[0] - 1.0 / 3.0, u[1] * u[1] - 1.0 / 3.0, u[0] * u[1], u[0] * u[2], u[1] * u[2]};
+        double sym[5];
+        unit_outer(u, sym);
         const double *gs = dp0.data(), *gw0 = gs + C, *gw1 = gs + 2 * C, *gw2 = gs + 3 * C, *gq00 = gs + 4 * C,
                      *gq11 = gs + 5 * C, *gq01 = gs + 6 * C, *gq02 = gs + 7 * C, *gq12 = gs + 8 * C;
         const double *r1 = R.data() + C, *r2 = R.data() + 2 * C;
         const double dEdr = lane_sum(C, [&](int c) {
           const double g1r = gw0[c] * u[0] + gw1[c] * u[1] + gw2[c] * u[2];
-          const double g2r = gq00[c] * sym[0] + gq11[c] * sym[1] + gq01[c] * sym[2] + gq02[c] * sym[3] + gq12[c] * sym[4];
+          const double g2r =
+              gq00[c] * sym[0] + gq11[c] * sym[1] + gq01[c] * sym[2] + gq02[c] * sym[3] + gq12[c] * sym[4];
           return gs[c] * dR[c] + g1r * dR[C + c] + g2r * dR[2 * C + c];
         });
-        const double du[3] = {
-            inv_nb * lane_sum(C, [&](int c) { return r1[c] * gw0[c] + r2[c] * (2.0 * u[0] * gq00[c] + u[1] * gq01[c] + u[2] * gq02[c]); }),
-            inv_nb * lane_sum(C, [&](int c) { return r1[c] * gw1[c] + r2[c] * (2.0 * u[1] * gq11[c] + u[0] * gq01[c] + u[2] * gq12[c]); }),
-            inv_nb * lane_sum(C, [&](int c) { return r1[c] * gw2[c] + r2[c] * (u[0] * gq02[c] + u[1] * gq12[c]); })};
+        const double du0 = lane_sum(C, [&](int c) {
+          return r1[c] * gw0[c] + r2[c] * (2.0 * u[0] * gq00[c] + u[1] * gq01[c] + u[2] * gq02[c]);
+        });
+        const double du1 = lane_sum(C, [&](int c) {
+          return r1[c] * gw1[c] + r2[c] * (2.0 * u[1] * gq11[c] + u[0] * gq01[c] + u[2] * gq12[c]);
+        });
+        const double du2 =
+            lane_sum(C, [&](int c) { return r1[c] * gw2[c] + r2[c] * (u[0] * gq02[c] + u[1] * gq12[c]); });
+        const double du[3] = {inv_nb * du0, inv_nb * du1, inv_nb * du2};
         add_edge_gradient(dEdr * inv_nb, du, e, q, grad);
       }
     }
