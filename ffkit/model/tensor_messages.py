@@ -20,7 +20,7 @@ neighbour of a local atom its own neighbourhood (ghost centres numbered right af
 `ghost_layout(layers=2)` and the LAMMPS plugin do).
 """
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence
 
 import torch
 from torch import nn
@@ -31,44 +31,60 @@ from .readout import ElementNetworks
 from .term import register_term
 
 
-def decompose(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Scalar (trace / 3, shape (..., C)), antisymmetric and symmetric traceless parts of (..., C, 3, 3)."""
-    scalar = x.diagonal(dim1=-2, dim2=-1).sum(-1) / 3.0
-    transposed = x.transpose(-1, -2)
-    eye = torch.eye(3, dtype=x.dtype, device=x.device)
-    return scalar, 0.5 * (x - transposed), 0.5 * (x + transposed) - scalar[..., None, None] * eye
+# A per-channel 3x3 tensor X = s 1 + A + S is held as 10 numbers on dim 1 of (N, 10, C), channels
+# last ("parts"): the scalar part s = tr X / 3, the vector w of the antisymmetric part (A = skew(w):
+# A_21 = w0, A_02 = w1, A_10 = w2) and the six entries of the symmetric traceless part S (00, 11, 22,
+# 01, 02, 12). Mixing over channels is then one matrix product per part, and sums over edges add 10
+# numbers per edge and channel where 3x3 matrices take 27. Only the products Y M + M Y and D D see
+# 3x3 matrices.
 
 
-def invariants(x: torch.Tensor) -> torch.Tensor:
-    """Per channel: the scalar part, |A|^2 and |S|^2 of (N, C, 3, 3) tensors -> (N, 3C)."""
-    scalar, anti, sym = decompose(x)
-    return torch.cat([scalar, (anti * anti).sum((-1, -2)), (sym * sym).sum((-1, -2))], dim=1)
-
-
-def normalised(x: torch.Tensor) -> torch.Tensor:
-    """x / (|x| + 1) per channel: keeps products of tensors O(1) whatever the neighbour count."""
-    return x / (torch.linalg.vector_norm(x, dim=(-1, -2), keepdim=True) + 1.0)
-
-
-# A per-channel 3x3 tensor as 10 numbers: the scalar part s, the vector w of the antisymmetric part
-# (A = skew(w): A_21 = w0, A_02 = w1, A_10 = w2) and the six entries of a symmetric matrix Q (00, 11,
-# 22, 01, 02, 12), for X = s 1 + A + Q. Sums over edges (the embedding, the messages) run in this form:
-# 10 numbers per edge and channel where 3x3 matrices of each part take 27.
-
-
-def compact(x: torch.Tensor) -> torch.Tensor:
-    """(..., C, 3, 3) -> (..., C, 10): s = tr/3, w of (X - X^T)/2, and the symmetric traceless part."""
-    scalar, anti, sym = decompose(x)
-    return torch.stack([scalar, anti[..., 2, 1], anti[..., 0, 2], anti[..., 1, 0], sym[..., 0, 0], sym[..., 1, 1],
-                        sym[..., 2, 2], sym[..., 0, 1], sym[..., 0, 2], sym[..., 1, 2]], dim=-1)
-
-
-def assemble(c: torch.Tensor) -> torch.Tensor:
-    """(..., C, 10) -> (..., C, 3, 3): s 1 + skew(w) + Q."""
-    s, w0, w1, w2, q00, q11, q22, q01, q02, q12 = c.unbind(-1)
+def to_matrices(parts: torch.Tensor) -> torch.Tensor:
+    """(N, 10, C) parts -> (N, C, 3, 3) matrices s 1 + skew(w) + S."""
+    s, w0, w1, w2, q00, q11, q22, q01, q02, q12 = parts.unbind(1)
     return torch.stack([s + q00, q01 - w2, q02 + w1,
                         q01 + w2, s + q11, q12 - w0,
                         q02 - w1, q12 + w0, s + q22], dim=-1).unflatten(-1, (3, 3))
+
+
+def to_parts(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, 3, 3) matrices -> (N, 10, C) parts."""
+    x00, x01, x02, x10, x11, x12, x20, x21, x22 = x.flatten(-2).unbind(-1)
+    s = (x00 + x11 + x22) / 3.0
+    return torch.stack([s, 0.5 * (x21 - x12), 0.5 * (x02 - x20), 0.5 * (x10 - x01), x00 - s, x11 - s, x22 - s,
+                        0.5 * (x01 + x10), 0.5 * (x02 + x20), 0.5 * (x12 + x21)], dim=1)
+
+
+def scale_parts(parts: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Each part of (N, 10, C) scaled by its own factor (N, 3, C): scalar, antisymmetric, symmetric."""
+    s, w, q = parts.split([1, 3, 6], dim=1)
+    fs, fw, fq = factors.split(1, dim=1)
+    return torch.cat([s * fs, w * fw, q * fq], dim=1)
+
+
+def squared_norms(parts: torch.Tensor) -> torch.Tensor:
+    """Per atom and channel, the squared Frobenius norms of the scalar (3 s^2), antisymmetric (2 |w|^2)
+    and symmetric parts of (N, 10, C) parts -> (N, 3, C)."""
+    s, w, diagonal, off = (parts * parts).split([1, 3, 3, 3], dim=1)
+    return torch.cat([3.0 * s, 2.0 * w.sum(1, keepdim=True),
+                      diagonal.sum(1, keepdim=True) + 2.0 * off.sum(1, keepdim=True)], dim=1)
+
+
+def invariants(parts: torch.Tensor) -> torch.Tensor:
+    """Per channel: the scalar part, |A|^2 and |S|^2 of (N, 10, C) parts -> (N, 3C)."""
+    norms = squared_norms(parts)
+    return torch.cat([parts[:, 0], norms[:, 1], norms[:, 2]], dim=1)
+
+
+def normalised(parts: torch.Tensor) -> torch.Tensor:
+    """X / (|X| + 1) per channel: keeps products of tensors O(1) whatever the neighbour count."""
+    return parts / (torch.sqrt(squared_norms(parts).sum(1, keepdim=True)) + 1.0)
+
+
+def symmetrised_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """A B + B A of (N, 10, C) parts, as parts."""
+    ma, mb = to_matrices(a), to_matrices(b)
+    return to_parts(ma @ mb + mb @ ma)
 
 
 class PartMixing(nn.Module):
@@ -79,16 +95,11 @@ class PartMixing(nn.Module):
         super().__init__()
         self.weights = nn.Parameter(torch.randn(3, channels, channels) / channels ** 0.5)
 
-    def forward(self, x: torch.Tensor, gates: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Mixed (N, C, 3, 3) tensors; with gates (N, 3, C), each part scaled per atom and channel."""
-        scalar, anti, sym = decompose(x)
-        eye = torch.eye(3, dtype=x.dtype, device=x.device)
-        s = scalar @ self.weights[0]
-        a = torch.einsum("nkab,kl->nlab", anti, self.weights[1])
-        t = torch.einsum("nkab,kl->nlab", sym, self.weights[2])
-        if gates is not None:
-            s, a, t = s * gates[:, 0], a * gates[:, 1, :, None, None], t * gates[:, 2, :, None, None]
-        return s[..., None, None] * eye + a + t
+    def forward(self, parts: torch.Tensor) -> torch.Tensor:
+        """Mixed (N, 10, C) parts."""
+        s, w, q = parts.split([1, 3, 6], dim=1)
+        ws, ww, wq = self.weights.unbind(0)
+        return torch.cat([s @ ws, w @ ww, q @ wq], dim=1)
 
 
 class EdgeRadials(nn.Module):
@@ -136,29 +147,26 @@ class TensorMessagesML(DescriptorTerm):
 
     def embedding(self, species: torch.Tensor, edge_index: torch.Tensor, unit: torch.Tensor,
                   basis: torch.Tensor, n_centres: int) -> torch.Tensor:
-        """X (n_centres, C, 3, 3) of atoms 0..n_centres-1 from their own neighbourhoods:
-        X = sum_j r0 1 + r1 skew(u) + r2 (u u^T - 1/3), summed in compact form (s, w, Q) =
-        (r0 - r2/3, r1 u, r2 u u^T)."""
+        """X (n_centres, 10, C) of atoms 0..n_centres-1 from their own neighbourhoods:
+        X = sum_j r0 1 + r1 skew(u) + r2 (u u^T - 1/3), then each part mixed over channels and gated by
+        a network of the layer-normed per-channel norms."""
         radial = self.embed_radials(basis, species[edge_index[0]] * self.n_species + species[edge_index[1]])
-        r0, r1, r2 = radial[:, 0], radial[:, 1], radial[:, 2]
         x, y, z = unit[:, 0], unit[:, 1], unit[:, 2]
-        outer = torch.stack([x * x, y * y, z * z, x * y, x * z, y * z], dim=1)  # (E, 6): Q's entries
-        edge = torch.cat([(r0 - r2 / 3.0).unsqueeze(-1), r1.unsqueeze(-1) * unit.unsqueeze(1),
-                          r2.unsqueeze(-1) * outer.unsqueeze(1)], dim=-1)  # (E, C, 10)
-        summed = torch.zeros(n_centres, self.channels, 10, dtype=unit.dtype, device=unit.device)
-        x0 = assemble(summed.index_add(0, edge_index[0], edge) * self.inv_neighbors)
-        norms = self.embed_norm((x0 * x0).sum((-1, -2)))
-        return self.embed_mixing(x0, self.embed_gates(norms).view(-1, 3, self.channels))
+        third = 1.0 / 3.0
+        directions = torch.stack([torch.ones_like(x), x, y, z, x * x - third, y * y - third, z * z - third,
+                                  x * y, x * z, y * z], dim=1)  # (E, 10): the parts of 1, skew(u), u u^T - 1/3
+        edge = scale_parts(directions.unsqueeze(-1).expand(-1, -1, self.channels), radial)
+        summed = torch.zeros(n_centres, 10, self.channels, dtype=unit.dtype, device=unit.device)
+        x0 = summed.index_add(0, edge_index[0], edge) * self.inv_neighbors
+        gates = self.embed_gates(self.embed_norm(squared_norms(x0).sum(1))).view(-1, 3, self.channels)
+        return scale_parts(self.embed_mixing(x0), gates)
 
     def messages(self, y: torch.Tensor, radial: torch.Tensor, centres: torch.Tensor, neighbours: torch.Tensor,
                  n_atoms: int) -> torch.Tensor:
-        """M_i = sum_j r0 s_j 1 + r1 A_j + r2 S_j: the neighbours' parts weighted by radial channels (E, 3, C),
-        summed in compact form."""
-        r = radial.transpose(1, 2)  # (E, C, 3): each part's weight, repeated over its components below
-        weights = torch.cat([r[..., 0:1], r[..., 1:2].expand(-1, -1, 3), r[..., 2:3].expand(-1, -1, 6)], dim=-1)
-        per_edge = weights * compact(y).index_select(0, neighbours)
-        summed = torch.zeros(n_atoms, self.channels, 10, dtype=y.dtype, device=y.device)
-        return assemble(summed.index_add(0, centres, per_edge) * self.inv_neighbors)
+        """M_i = sum_j r0 s_j 1 + r1 A_j + r2 S_j: the neighbours' parts weighted by radial channels (E, 3, C)."""
+        per_edge = scale_parts(y.index_select(0, neighbours), radial)
+        summed = torch.zeros(n_atoms, 10, self.channels, dtype=y.dtype, device=y.device)
+        return summed.index_add(0, centres, per_edge) * self.inv_neighbors
 
     def features(self, species: torch.Tensor, edge_index: torch.Tensor, vectors: torch.Tensor,
                  lengths: torch.Tensor, n_atoms: int) -> torch.Tensor:
@@ -177,8 +185,7 @@ class TensorMessagesML(DescriptorTerm):
             m = self.messages(y, radial, centres, neighbours, n_atoms)
         else:
             m = y
-        y_local = y[:n_atoms]
-        product = normalised(y_local @ m + m @ y_local)
-        d = self.post_mixing(product)
+        d = self.post_mixing(normalised(symmetrised_product(y[:n_atoms], m)))
+        dd = to_matrices(d)
         x_local = x[:n_atoms]
-        return torch.cat([invariants(x_local), invariants(x_local + d + d @ d)], dim=1)
+        return torch.cat([invariants(x_local), invariants(x_local + d + to_parts(dd @ dd))], dim=1)
