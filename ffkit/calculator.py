@@ -2,7 +2,10 @@
 
 Periodic images become explicit ghost atoms (`ffkit.neighbors.ghost_layout`), the artifact is
 called with the LAMMPS convention, and ghost forces are folded back onto their owners — so the
-numbers from Python, LAMMPS and GROMACS can be compared on identical frames.
+numbers from Python, LAMMPS and GROMACS can be compared on identical frames. A message-passing
+artifact (two cutoffs deep) in a periodic cell is called the way GROMACS calls it instead: on the
+atoms' own pair list with image vectors (`forward_pairs`), since two shells of ghosts hold ~18x the
+atoms of a 192-molecule water box and every one of them would be a centre.
 """
 
 from typing import Any, Dict, List, Optional
@@ -15,7 +18,7 @@ from .artifact import load_artifact
 from .datasets import MIN_DISTANCE
 from .errors import DataError
 from .graphs import species_indices
-from .neighbors import ghost_layout
+from .neighbors import edges, ghost_layout
 from .precision import torch_dtype
 
 
@@ -37,14 +40,15 @@ class FFKitCalculator(Calculator):
         self.layers = int(self.metadata.get("layers", 1))  # 2: ghosts need their own neighbours
         self.threads = threads  # torch threads while this calculator computes; the global setting is restored
 
-    def _refuse_overlaps(self, layout) -> None:
-        """Atoms closer than the data readers accept are a broken structure: say so instead of returning NaN."""
-        if layout.edge_index.shape[1] == 0:
+    def _refuse_overlaps(self, vectors: np.ndarray, pairs: np.ndarray) -> None:
+        """Atoms closer than the data readers accept are a broken structure: say so instead of returning NaN.
+        vectors: (E, 3) pair vectors; pairs: (2, E) the atoms (owners) of each pair."""
+        if len(vectors) == 0:
             return
-        d = np.linalg.norm(layout.positions[layout.edge_index[1]] - layout.positions[layout.edge_index[0]], axis=1)
+        d = np.linalg.norm(vectors, axis=1)
         k = int(np.argmin(d))
         if d[k] < MIN_DISTANCE:
-            i, j = layout.owner[layout.edge_index[:, k]]
+            i, j = pairs[:, k]
             raise DataError(f"FFKitCalculator({self.model_path}): atoms {i} and {j} are {d[k]:.4f} Å apart "
                             f"(< {MIN_DISTANCE} Å): overlapping atoms, where the model's energy is not defined; "
                             "fix the structure (a duplicated atom?)")
@@ -64,34 +68,60 @@ class FFKitCalculator(Calculator):
             raise DataError(f"FFKitCalculator({self.model_path}): the Atoms object has no atoms; give it a structure")
         species = species_indices(atoms.numbers, self.metadata["species"], f"model {self.model_path}")
         pbc = np.asarray(atoms.pbc, dtype=bool)
-        layout = ghost_layout(atoms.positions, np.asarray(atoms.cell), pbc, self.cutoff, self.layers)
-        self._refuse_overlaps(layout)
-        n = layout.n_local
-        positions = torch.from_numpy(np.ascontiguousarray(layout.positions)).to(self.dtype)
-        all_species = torch.from_numpy(species[layout.owner])
-        edge_index = torch.from_numpy(np.ascontiguousarray(layout.edge_index, dtype=np.int64))
         want_stress = "stress" in properties and pbc.all()
-        if self.committee:
-            atom_energy, forces, virial, member_forces = self.module.forward_committee(
-                positions, all_species, edge_index, n, want_stress)
+        if self.layers > 1 and pbc.any() and not self.committee:
+            energies, forces, virial, spread = self._on_pairs(atoms, species, pbc)
         else:
-            atom_energy, forces, virial = self.module(positions, all_species, edge_index, n, want_stress)
-        forces = forces.detach().double().numpy()
-        folded = np.zeros((n, 3))
-        np.add.at(folded, layout.owner, forces)
-        energies = atom_energy.detach().double().numpy()
+            energies, forces, virial, spread = self._on_ghosts(atoms, species, pbc, want_stress)
         self.results = {"energy": float(energies.sum()), "free_energy": float(energies.sum()),
-                        "energies": energies, "forces": folded}
-        if self.committee:
-            self.results.update(force_spread(member_forces.detach().double().numpy(), layout.owner, n))
+                        "energies": energies, "forces": forces, **spread}
         if want_stress:
-            v = virial.detach().double().numpy().sum(0)
+            v = virial.sum(0)
             w = np.array([[v[0], v[3], v[4]], [v[3], v[1], v[5]], [v[4], v[5], v[2]]])
             stress = -w / atoms.get_volume()
             self.results["stress"] = stress.flat[[0, 4, 8, 5, 2, 1]]
         elif "stress" in properties:
             from ase.calculators.calculator import PropertyNotImplementedError
             raise PropertyNotImplementedError("stress needs a periodic cell in all three directions")
+
+    def _on_ghosts(self, atoms, species: np.ndarray, pbc: np.ndarray, want_stress: bool):
+        """Per-atom energies, forces (n, 3), virials (per atom, 6) and a committee's force spread, the LAMMPS
+        way: ghost atoms."""
+        layout = ghost_layout(atoms.positions, np.asarray(atoms.cell), pbc, self.cutoff, self.layers)
+        self._refuse_overlaps(layout.positions[layout.edge_index[1]] - layout.positions[layout.edge_index[0]],
+                              layout.owner[layout.edge_index])
+        n = layout.n_local
+        positions = torch.from_numpy(np.ascontiguousarray(layout.positions)).to(self.dtype)
+        all_species = torch.from_numpy(species[layout.owner])
+        edge_index = torch.from_numpy(np.ascontiguousarray(layout.edge_index, dtype=np.int64))
+        spread: Dict[str, Any] = {}
+        if self.committee:
+            atom_energy, forces, virial, member_forces = self.module.forward_committee(
+                positions, all_species, edge_index, n, want_stress)
+            spread = force_spread(member_forces.detach().double().numpy(), layout.owner, n)
+        else:
+            atom_energy, forces, virial = self.module(positions, all_species, edge_index, n, want_stress)
+        folded = np.zeros((n, 3))
+        np.add.at(folded, layout.owner, forces.detach().double().numpy())
+        return atom_energy.detach().double().numpy(), folded, virial.detach().double().numpy(), spread
+
+    def _on_pairs(self, atoms, species: np.ndarray, pbc: np.ndarray):
+        """The same from the atoms' own pairs r_ij = x_j - x_i + shift (formed in double), as GROMACS calls it:
+        F_i = sum over i's pairs of dE/dr_ij minus the sum over pairs ending at i; virial -r_ij (x) dE/dr_ij."""
+        edge_index, shifts = edges(atoms.positions, np.asarray(atoms.cell), pbc, self.cutoff)
+        vectors = atoms.positions[edge_index[1]] - atoms.positions[edge_index[0]] + shifts
+        self._refuse_overlaps(vectors, edge_index)
+        n = len(atoms)
+        atom_energy, grad = self.module.forward_pairs(torch.from_numpy(vectors).to(self.dtype),
+                                                      torch.from_numpy(species), torch.from_numpy(edge_index), n)
+        grad = grad.detach().double().numpy()
+        forces = np.zeros((n, 3))
+        np.add.at(forces, edge_index[0], grad)
+        np.subtract.at(forces, edge_index[1], grad)
+        outer = -vectors[:, :, None] * grad[:, None, :]  # (E, 3, 3)
+        virial = np.stack([outer[:, 0, 0], outer[:, 1, 1], outer[:, 2, 2], outer[:, 0, 1], outer[:, 0, 2],
+                           outer[:, 1, 2]], axis=1)
+        return atom_energy.detach().double().numpy(), forces, virial, {}
 
 
 def force_spread(member_forces: np.ndarray, owner: np.ndarray, n_local: int) -> Dict[str, Any]:
