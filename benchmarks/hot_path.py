@@ -75,7 +75,7 @@ def main(argv=None) -> int:
                 path = Path(tmp) / f"{tier}_{variant}.pt"
                 options = {"tabulate": variant == "table"} if can_tabulate else {}
                 compile_model(model, path, dtype="float32", **options)
-                seconds = time_artifact(path, atoms, model.cutoff, args.repeats)
+                seconds = time_artifact(path, atoms, model.cutoff, args.repeats, layers=model.layers)
                 records.append({"label": args.label, "tier": tier, "pairwise": variant, "atoms": len(atoms),
                                 "ms_per_call": round(1e3 * seconds, 2),
                                 "us_per_atom": round(1e6 * seconds / len(atoms), 2)})

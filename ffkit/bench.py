@@ -34,6 +34,7 @@ BUDGETS = {
     "fast": (600, 8.0, 5.0, 8),
     "balanced": (600, 10.0, 6.0, 8),
     "accurate": (1200, 28.0, 25.0, 8),
+    "equivariant": (5000, 115.0, 115.0, 4),
 }
 LIQUID_DENSITY = {"C2H6O": 0.789, "H2O": 0.997}  # g/cm³ at 20–25 °C, by Hill formula
 TEST_FRACTION = 0.1

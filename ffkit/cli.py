@@ -160,13 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a force field")
     p.add_argument("--data", help="training data (extxyz, DeePMD folder, or .npz)")
-    p.add_argument("--tier", help="model preset: mm, fast, balanced, accurate")
+    p.add_argument("--tier", help="model preset: mm, fast, balanced, accurate, equivariant")
     p.add_argument("--out", help="run directory (checkpoints, history, plots)")
     p.add_argument("--valid", help="validation data (default: hold out --n-valid frames of --data)")
     p.add_argument("--n-valid", type=_frames_or_fraction, default=None, help="frames (>=1) or fraction (<1) held out")
     p.add_argument("--epochs", type=int, help="default: the tier's number of optimiser steps (see README), "
                    "whatever the data size")
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int, help="frames per optimiser step (default: the tier's, 8; equivariant 4)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: the tier's, see README)")
     p.add_argument("--dtype", choices=["float32", "float64"])
     p.add_argument("--seed", type=int)
@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="training data; the timed box is built from its frame 0")
     p.add_argument("--test", help="test data (default: hold out a seeded 10%% of --data)")
     p.add_argument("--tiers", nargs="+", choices=list(BUDGETS),
-                   help="train these tiers first (default: all four, unless --models)")
+                   help="train these tiers first (default: every tier, unless --models)")
     p.add_argument("--models", nargs="+", help="compiled LAMMPS artifacts to measure instead of training")
     p.add_argument("--system", help="periodic structure file (extxyz, ...) to time instead of a box built from "
                    "--data; replicated up to --atoms")

@@ -20,7 +20,7 @@ class TrainConfig:
     tier: Optional[str] = "balanced"
     terms: Optional[Dict[str, Any]] = None  # per-term overrides or a custom mix (see ffkit.model.tiers)
     epochs: Optional[int] = None          # None = the tier's optimiser steps (ffkit.recipes.TRAINING_STEPS)
-    batch_size: int = 8
+    batch_size: Optional[int] = None      # frames per optimiser step; None = the tier's (ffkit.recipes.BATCH_SIZES)
     lr: Optional[float] = None            # Adam learning rate; None = the tier's (ffkit.recipes.LEARNING_RATES)
     lr_min_factor: float = 0.01           # cosine decay to lr * lr_min_factor
     energy_weight: float = 1.0            # on (per-atom energy error)^2, eV^2
@@ -62,7 +62,7 @@ class TrainConfig:
         if self.epochs is not None and not (isinstance(self.epochs, int) and self.epochs >= 1):
             raise FFKitError(f"epochs must be a whole number >= 1, not {self.epochs!r}; leave it out for the "
                              "tier's default number of optimiser steps")
-        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+        if self.batch_size is not None and not (isinstance(self.batch_size, int) and self.batch_size >= 1):
             raise FFKitError(f"batch_size must be a whole number of frames >= 1, not {self.batch_size!r}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise FFKitError(f"lr must be a finite learning rate > 0, not {self.lr!r} (e.g. 1e-3), or left out "

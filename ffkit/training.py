@@ -31,7 +31,7 @@ from .metrics import error_metrics
 from .model.tiers import resolve_terms
 from .precision import torch_dtype
 from .predict import energy_and_forces
-from .recipes import force_loss, learning_rate, training_steps, weight_decay
+from .recipes import batch_size, force_loss, learning_rate, training_steps, weight_decay
 from .reference import fit_reference_energies, isolated_atom_energies
 
 
@@ -139,6 +139,8 @@ class Trainer:
         self.train_frames, self.valid_frames = train, valid
         self.species = _species(train + valid)
         self.data_hash = dataset_hash(train)
+        if cfg.batch_size is None:
+            cfg.batch_size = batch_size(cfg.tier)
         if cfg.epochs is None:  # the tier's optimiser steps, whatever the size of the data
             cfg.epochs = max(1, math.ceil(training_steps(cfg.tier) / math.ceil(len(train) / cfg.batch_size)))
         self.valid_hash = dataset_hash(valid) if valid else None

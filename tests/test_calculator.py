@@ -20,7 +20,7 @@ def water(reference_data):
     return read(reference_data / "water_deepmd" / "water.extxyz", index=3)
 
 
-@pytest.fixture(scope="module", params=["balanced", "accurate"])
+@pytest.fixture(scope="module", params=["balanced", "accurate", "equivariant"])
 def model_and_artifact(request, tmp_path_factory):
     torch.manual_seed(0)
     model = build_model(request.param, [1, 8], avg_neighbors=20.0).double()

@@ -1,6 +1,6 @@
 """LAMMPS's own finite differences agree with `pair_style ffkit`: `fix numdiff` with its forces and
 `fix numdiff/virial` with its virial (the pressure's virial part), for a trained-size model of each
-kind, in float64 (all four on the hand-written kernel). Independent of
+kind, in float64 (all on the hand-written kernel; `equivariant` with ghosts two cutoffs deep). Independent of
 ffkit's Python side: LAMMPS displaces the atoms and strains the box."""
 
 import ase.io
@@ -39,7 +39,7 @@ def _ethanol_in_box(reference_data):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("tier, system", [("accurate", "ethanol"), ("balanced", "water"), ("mm", "water"),
-                                          ("fast", "ethanol")])
+                                          ("fast", "ethanol"), ("equivariant", "ethanol")])
 def test_forces_and_virial_equal_lammps_finite_differences(tmp_path, reference_data, tier, system):
     if system == "water":
         atoms = ase.io.read(reference_data / "water_deepmd" / "water.extxyz", index=11)
