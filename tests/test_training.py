@@ -75,6 +75,20 @@ def test_learning_rate_is_the_tiers_unless_given(small_run, tmp_path):
     assert read_checkpoint(tmp_path / "run" / "last.pt")["optimizer_state"]["param_groups"][0]["initial_lr"] == 3e-4
 
 
+def test_batch_size_and_steps_are_the_tiers_unless_given(tmp_path):
+    """equivariant trains 4 frames a step (recipes.BATCH_SIZES), the others 8; epochs follow the tier's steps."""
+    from ffkit.recipes import TRAINING_STEPS
+    from ffkit.training import Trainer
+
+    for tier, given, expected in (("equivariant", None, 4), ("fast", None, 8), ("equivariant", 2, 2)):
+        cfg = TrainConfig(data=ETHANOL, out=str(tmp_path / f"{tier}{given}"), tier=tier, batch_size=given, n_valid=5,
+                          progress=False, max_frames=45)
+        trainer = Trainer(cfg)
+        assert trainer.cfg.batch_size == expected and cfg.batch_size == given  # the caller's config is untouched
+        assert len(trainer._batches()) == -(-40 // expected)
+        assert trainer.cfg.epochs == -(-TRAINING_STEPS[tier] // len(trainer._batches()))
+
+
 def test_force_penalty_is_the_tiers_huber_or_mse(tmp_path):
     from ffkit.config import load_config
     from ffkit.graphs import collate, frame_graph
