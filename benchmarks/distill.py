@@ -7,7 +7,7 @@ trained on the QM frames alone, both tested against QM.
 
 Teacher: a committed artifact of the data set (benchmarks/models, trained by benchmarks/accuracy.py):
 `accurate` by default, or e.g. `--teacher accurate_x2` (the ×2 committee, which can teach an
-`accurate` student: `--tier accurate`). Names joined by `+` (`--teacher accurate_x2+accurate_tensors`)
+`accurate` student: `--tier accurate`). Names joined by `+` (`--teacher accurate_x2+equivariant`)
 make a committee of those artifacts, each weighing as one model; LAMMPS does not run a committee with a
 message-passing member, so such a teacher labels the MD of `--sampler` (a committed artifact).
 Student: `ffkit distill` with its defaults (NVT MD at 300, 600 and 900 K, --frames teacher MD

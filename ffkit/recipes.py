@@ -56,10 +56,10 @@ def batch_size(tier: Optional[str]) -> int:
 
 
 # Optimiser steps each tier trains for when no --epochs is given: what it reached in its wall-time
-# budget on rMD17 ethanol (epochs x 119 batches of 8; mm 124 x 60 of 16; equivariant 515 x 238 of 4).
+# budget on rMD17 ethanol (epochs x 119 batches of 8; mm 124 x 60 of 16; equivariant 620 x 238 of 4).
 # A budget in steps, not minutes, gives a larger molecule or data set as many updates as ethanol got,
 # where a fixed time gave a 21-atom molecule a fifth of the epochs and a schedule that ended on a plateau.
-TRAINING_STEPS = {"mm": 7_500, "fast": 54_000, "balanced": 61_000, "accurate": 93_000, "equivariant": 122_570}
+TRAINING_STEPS = {"mm": 7_500, "fast": 54_000, "balanced": 61_000, "accurate": 93_000, "equivariant": 147_560}
 DEFAULT_TRAINING_STEPS = 50_000
 
 

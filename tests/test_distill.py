@@ -103,7 +103,7 @@ def test_a_teacher_lammps_cannot_run_labels_the_md_of_a_sampler(tmp_path, capsys
     come from the sampler's MD in lmp, the labels (and spread) from the teacher."""
     teacher = tmp_path / "teacher.pt"
     assert ffkit_main(["compile", str(MODELS / "rmd17_ethanol_fast.pt"),
-                       str(MODELS / "rmd17_ethanol_accurate_tensors.pt"), "--out", str(teacher), "--dtype",
+                       str(MODELS / "rmd17_ethanol_equivariant.pt"), "--out", str(teacher), "--dtype",
                        "float32"]) == 0
     assert not read_metadata(teacher)["engine_parity"]["checked"]
     assert "kernel" not in read_metadata(teacher)["paths"]  # both members have kernels; the committee cannot run one

@@ -66,13 +66,13 @@ def _worst(a, b):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """The committed mm, fast, balanced, accurate and accurate + tensor-message artifacts, recompiled in float64
+    """The committed mm, fast, balanced, accurate and equivariant artifacts, recompiled in float64
     (they gain a kernel)."""
     d = tmp_path_factory.mktemp("trained")
     out = {}
     for name in ("rmd17_ethanol_fast", "rmd17_ethanol_balanced", "water_deepmd_fast", "rmd17_ethanol_mm",
                  "rmd17_ethanol_accurate", "water_deepmd_accurate", "rmd17_ethanol_accurate_x2",
-                 "rmd17_ethanol_accurate_tensors"):
+                 "rmd17_ethanol_equivariant"):
         meta = recast_artifact(MODELS / f"{name}.pt", d / f"{name}.pt", "float64")
         assert "kernel" in meta["paths"], meta["paths"]
         out[name] = d / f"{name}.pt"
@@ -180,7 +180,7 @@ def test_tensor_message_kernel_equals_torchscript(tmp_path, reference_data, inte
 
 def test_trained_tensor_message_model_kernel_equals_torchscript(tmp_path, reference_data, trained):
     kernel, torchscript = _both_paths(tmp_path, _ethanols(reference_data), ["C", "O", "H"],
-                                      trained["rmd17_ethanol_accurate_tensors"])
+                                      trained["rmd17_ethanol_equivariant"])
     worst = _worst(kernel, torchscript)
     assert max(worst.values()) <= 1e-10, worst
 
