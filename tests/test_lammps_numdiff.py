@@ -1,7 +1,7 @@
 """LAMMPS's own finite differences agree with `pair_style ffkit`: `fix numdiff` with its forces and
 `fix numdiff/virial` with its virial (the pressure's virial part), for a trained-size model of each
-kind, in float64 (all on the hand-written kernel; `equivariant` with ghosts two cutoffs deep). Independent of
-ffkit's Python side: LAMMPS displaces the atoms and strains the box."""
+kind, in float64 (all on the hand-written kernel; `equivariant` with ghosts two cutoffs deep).
+Independent of ffkit's Python side: LAMMPS displaces the atoms and strains the box."""
 
 import ase.io
 import numpy as np
