@@ -34,12 +34,27 @@ def evaluate_checkpoint(path, frames: List[Frame]) -> Dict[str, Any]:
 
     model, _ = load_checkpoint(path)
     e_pred, f_pred = [], []
-    for start in range(0, len(frames), 32):
-        graph = collate([frame_graph(f, model.species, model.cutoff) for f in frames[start:start + 32]])
+    for batch in _batches(frames):
+        graph = collate([frame_graph(f, model.species, model.cutoff) for f in batch])
         energy, forces = energy_and_forces(model, graph)
         e_pred.append(energy.detach().numpy())
         f_pred.append(forces.detach().numpy())
     return _result(np.concatenate(e_pred), np.concatenate(f_pred), frames)
+
+
+def _batches(frames: List[Frame], max_frames: int = 32, max_atoms: int = 1024) -> List[List[Frame]]:
+    """Consecutive frames, at most `max_frames` and (beyond a batch's first frame) `max_atoms` atoms a batch:
+    32 frames of 192-atom water through a two-layer model held ~10 GB of autograd graph at once."""
+    batches: List[List[Frame]] = []
+    atoms = 0
+    for frame in frames:
+        if batches and len(batches[-1]) < max_frames and atoms + len(frame.numbers) <= max_atoms:
+            batches[-1].append(frame)
+            atoms += len(frame.numbers)
+        else:
+            batches.append([frame])
+            atoms = len(frame.numbers)
+    return batches
 
 
 def _result(e_pred: np.ndarray, f_pred: np.ndarray, frames: List[Frame]) -> Dict[str, Any]:

@@ -179,6 +179,18 @@ def test_ffkit_test_cli_reports_metrics_and_plot(small_run, tmp_path):
     assert "meV/Å" in r.stdout
 
 
+def test_evaluation_batches_hold_a_bounded_number_of_atoms():
+    from ffkit.evaluation import _batches
+
+    ethanol = read_frames(ETHANOL)[:40]
+    water = read_frames(bundled.path("water_frames.xyz"))
+    frames = ethanol + water + ethanol[:3]
+    batches = _batches(frames)
+    assert [f for b in batches for f in b] == frames  # every frame once, in order
+    assert all(len(b) <= 32 and (len(b) == 1 or sum(len(f.numbers) for f in b) <= 1024) for b in batches)
+    assert len(batches[0]) == 32 and len(_batches(water)[0]) == 1024 // len(water[0].numbers)
+
+
 def _train_args(out, epochs, extra=()):
     return ["train", "--data", ETHANOL, "--tier", "fast", "--out", out, "--epochs", epochs, "--n-valid", 10,
             "--batch-size", 8, "--dtype", "float64", "--threads", 1, "--no-progress", "--config", _cfg(out), *extra]
