@@ -4,8 +4,8 @@ Periodic images become explicit ghost atoms (`ffkit.neighbors.ghost_layout`), th
 called with the LAMMPS convention, and ghost forces are folded back onto their owners — so the
 numbers from Python, LAMMPS and GROMACS can be compared on identical frames. A message-passing
 artifact (two cutoffs deep) in a periodic cell is called the way GROMACS calls it instead: on the
-atoms' own pair list with image vectors (`forward_pairs`), since two shells of ghosts hold ~18x the
-atoms of a 192-molecule water box and every one of them would be a centre.
+atoms' own pair list with image vectors (`forward_pairs`), since two shells of ghosts hold 17x the
+atoms of a 192-atom water box (3290 in all) and every one of them would be a centre.
 """
 
 from typing import Any, Dict, List, Optional
