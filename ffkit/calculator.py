@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
-from .artifact import load_artifact
+from .artifact import forces_from_pair_gradients, load_artifact
 from .datasets import MIN_DISTANCE
 from .errors import DataError
 from .graphs import species_indices
@@ -106,22 +106,18 @@ class FFKitCalculator(Calculator):
         return atom_energy.detach().double().numpy(), folded, virial.detach().double().numpy(), spread
 
     def _on_pairs(self, atoms, species: np.ndarray, pbc: np.ndarray):
-        """The same from the atoms' own pairs r_ij = x_j - x_i + shift (formed in double), as GROMACS calls it:
-        F_i = sum over i's pairs of dE/dr_ij minus the sum over pairs ending at i; virial -r_ij (x) dE/dr_ij."""
+        """The same from the atoms' own pairs r_ij = x_j - x_i + shift (formed in double), as GROMACS calls it;
+        the virial -sum r_ij (x) dE/dr_ij comes as one row (xx, yy, zz, xy, xz, yz)."""
         edge_index, shifts = edges(atoms.positions, np.asarray(atoms.cell), pbc, self.cutoff)
         vectors = atoms.positions[edge_index[1]] - atoms.positions[edge_index[0]] + shifts
         self._refuse_overlaps(vectors, edge_index)
-        n = len(atoms)
+        pairs = torch.from_numpy(edge_index)
         atom_energy, grad = self.module.forward_pairs(torch.from_numpy(vectors).to(self.dtype),
-                                                      torch.from_numpy(species), torch.from_numpy(edge_index), n)
-        grad = grad.detach().double().numpy()
-        forces = np.zeros((n, 3))
-        np.add.at(forces, edge_index[0], grad)
-        np.subtract.at(forces, edge_index[1], grad)
-        outer = -vectors[:, :, None] * grad[:, None, :]  # (E, 3, 3)
-        virial = np.stack([outer[:, 0, 0], outer[:, 1, 1], outer[:, 2, 2], outer[:, 0, 1], outer[:, 0, 2],
-                           outer[:, 1, 2]], axis=1)
-        return atom_energy.detach().double().numpy(), forces, virial, {}
+                                                      torch.from_numpy(species), pairs, len(atoms))
+        grad = grad.detach().double()
+        forces = forces_from_pair_gradients(grad, pairs, torch.zeros(len(atoms), 3, dtype=torch.float64))
+        w = -(vectors.T @ grad.numpy())
+        return atom_energy.detach().double().numpy(), forces.numpy(), w.flat[[0, 4, 8, 1, 2, 5]][None], {}
 
 
 def force_spread(member_forces: np.ndarray, owner: np.ndarray, n_local: int) -> Dict[str, Any]:
