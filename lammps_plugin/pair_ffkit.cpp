@@ -343,8 +343,8 @@ void PairFFKit::choose_path(const std::string &kernel_text)
     error->all(FLERR,
                "pair_style ffkit: 'path kernel' but '{}' carries no kernel.json (metadata 'paths'); kernels exist "
                "for models of pair terms, the 3-body, the many-body and the tensor-message term (tiers mm, fast, "
-               "balanced, accurate, their tensor-message mixes, and committees of them): recompile with 'ffkit "
-               "compile', or use 'path auto'", model_file);
+               "balanced, accurate, equivariant, and committees without a message-passing member): recompile "
+               "with 'ffkit compile', or use 'path auto'", model_file);
 }
 
 /* A type whose mass is nearer another of the model's elements than its own was mapped to the wrong
